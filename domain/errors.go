@@ -50,7 +50,9 @@ type Validator struct {
 }
 
 // Add records a violation of field.
-func (v *Validator) Add(field, message string) { v.violations = append(v.violations, Violation{field, message}) }
+func (v *Validator) Add(field, message string) {
+	v.violations = append(v.violations, Violation{field, message})
+}
 
 // Check records message for field unless ok.
 func (v *Validator) Check(ok bool, field, message string) {
