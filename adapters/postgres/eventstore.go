@@ -1,0 +1,362 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/components/forwarder"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/incentives-platform/incentives/domain"
+)
+
+// OutboxTopic is the watermill-sql topic of the outbox (table watermill_outbox).
+const OutboxTopic = "outbox"
+
+// EventCodec is how the store writes events into its payload column and reads
+// them back. It must be safe for concurrent use.
+type EventCodec interface {
+	EncodeJSON(domain.Event) (schemaVersion int, payload []byte, err error)
+	DecodeJSON(eventType string, payload []byte) (domain.Event, error)
+}
+
+// OutboxMapper turns a recorded event into the message the relay will publish
+// and names its destination topic. It must be safe for concurrent use.
+type OutboxMapper interface {
+	OutboxMessage(domain.RecordedEvent) (topic string, msg *message.Message, err error)
+}
+
+// EventStoreConfig configures an EventStore.
+type EventStoreConfig struct {
+	// Codec encodes event payloads. Required.
+	Codec EventCodec
+	// Outbox maps events to outbox messages. Required.
+	Outbox OutboxMapper
+}
+
+// Validate reports every missing field.
+func (c EventStoreConfig) Validate() error {
+	var errs []error
+	if c.Codec == nil {
+		errs = append(errs, errors.New("event store: Codec is required"))
+	}
+	if c.Outbox == nil {
+		errs = append(errs, errors.New("event store: Outbox is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// EventStore is the append-only event store with its transactional outbox.
+// It is safe for concurrent use.
+type EventStore struct {
+	db     *DB
+	cfg    EventStoreConfig
+	schema wsql.DefaultPostgreSQLSchema
+}
+
+// NewEventStore returns an event store over db.
+func NewEventStore(db *DB, cfg EventStoreConfig) (*EventStore, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &EventStore{db: db, cfg: cfg, schema: wsql.DefaultPostgreSQLSchema{}}, nil
+}
+
+// Load returns the events of stream, oldest first, and the stream's version
+// (0, with no events, for a stream that does not exist).
+func (s *EventStore) Load(ctx context.Context, stream domain.StreamID) ([]domain.Event, int64, error) {
+	rows, err := s.db.Pool.Query(ctx,
+		`SELECT version, event_type, payload FROM event_store WHERE stream_id = $1 ORDER BY version`, stream.String())
+	if err != nil {
+		return nil, 0, fmt.Errorf("load stream %s: %w", stream, err)
+	}
+	defer rows.Close()
+	var (
+		events  []domain.Event
+		version int64
+		typ     string
+		payload []byte
+	)
+	for rows.Next() {
+		if err := rows.Scan(&version, &typ, &payload); err != nil {
+			return nil, 0, fmt.Errorf("load stream %s: %w", stream, err)
+		}
+		e, err := s.cfg.Codec.DecodeJSON(typ, payload)
+		if err != nil {
+			return nil, 0, fmt.Errorf("load stream %s version %d: %w", stream, version, err)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("load stream %s: %w", stream, err)
+	}
+	return events, version, nil
+}
+
+// Append records the events of every given stream in one transaction, with
+// their outbox messages, and returns them as recorded. If any stream is not at
+// its ExpectedVersion it writes nothing and returns an error wrapping
+// domain.ErrVersionConflict.
+//
+// ExpectedVersion must be a version the caller has observed (by Load) before
+// calling: then a stream's next version is always written by a transaction
+// that began after the previous version committed, so ordering the outbox and
+// catch-up reads by transaction id also keeps every stream in version order.
+func (s *EventStore) Append(ctx context.Context, meta domain.Metadata, appends ...domain.StreamAppend) ([]domain.RecordedEvent, error) {
+	tx, err := s.db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("append: begin: %w", err)
+	}
+	recorded, err := s.appendTx(ctx, tx, meta, appends)
+	if err != nil {
+		return nil, errors.Join(err, ignoreTxDone(tx.Rollback()))
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("append: commit: %w", err)
+	}
+	return recorded, nil
+}
+
+func ignoreTxDone(err error) error {
+	if errors.Is(err, sql.ErrTxDone) {
+		return nil
+	}
+	return err
+}
+
+type pendingEvent struct {
+	rec     domain.RecordedEvent
+	version int
+	payload []byte
+}
+
+func (s *EventStore) appendTx(ctx context.Context, tx *sql.Tx, meta domain.Metadata, appends []domain.StreamAppend) ([]domain.RecordedEvent, error) {
+	var pending []pendingEvent
+	for _, a := range appends {
+		var head int64
+		err := tx.QueryRowContext(ctx,
+			`SELECT coalesce(max(version), 0) FROM event_store WHERE stream_id = $1`, a.Stream.String()).Scan(&head)
+		if err != nil {
+			return nil, fmt.Errorf("append to %s: %w", a.Stream, err)
+		}
+		if head != a.ExpectedVersion {
+			return nil, fmt.Errorf("stream %s is at version %d, not %d: %w", a.Stream, head, a.ExpectedVersion, domain.ErrVersionConflict)
+		}
+		for i, e := range a.Events {
+			schemaVersion, payload, err := s.cfg.Codec.EncodeJSON(e)
+			if err != nil {
+				return nil, fmt.Errorf("append to %s: %w", a.Stream, err)
+			}
+			version := a.ExpectedVersion + int64(i) + 1
+			pending = append(pending, pendingEvent{
+				rec: domain.RecordedEvent{
+					EventID: domain.EventID(a.Stream, version), Stream: a.Stream, Version: version, Event: e, Metadata: meta,
+				},
+				version: schemaVersion, payload: payload,
+			})
+		}
+	}
+	if len(pending) == 0 {
+		return nil, nil
+	}
+	if err := s.insertEvents(ctx, tx, meta, pending); err != nil {
+		return nil, err
+	}
+	recorded := make([]domain.RecordedEvent, len(pending))
+	for i, p := range pending {
+		recorded[i] = p.rec
+	}
+	if err := s.publishToOutbox(tx, recorded); err != nil {
+		return nil, err
+	}
+	return recorded, nil
+}
+
+func (s *EventStore) insertEvents(ctx context.Context, tx *sql.Tx, meta domain.Metadata, pending []pendingEvent) error {
+	md := metadataJSON{CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, Actor: meta.Actor}
+	var tenantID any
+	if meta.TenantID != uuid.Nil {
+		tenantID, md.TenantID = meta.TenantID, meta.TenantID.String()
+	}
+	metaJSON, err := json.Marshal(md)
+	if err != nil {
+		return err
+	}
+	const cols = 10
+	var q strings.Builder
+	q.WriteString(`INSERT INTO event_store (event_id, stream_id, aggregate, aggregate_id, version, event_type, schema_version, tenant_id, payload, metadata) VALUES `)
+	args := make([]any, 0, len(pending)*cols)
+	for i, p := range pending {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("$" + strconv.Itoa(i*cols+c+1))
+		}
+		q.WriteByte(')')
+		r := p.rec
+		args = append(args, r.EventID, r.Stream.String(), r.Stream.Aggregate, r.Stream.ID, r.Version,
+			r.Event.EventType(), p.version, tenantID, string(p.payload), string(metaJSON))
+	}
+	q.WriteString(` RETURNING position, recorded_at`)
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return conflictOrErr(err)
+	}
+	defer rows.Close()
+	for i := 0; rows.Next(); i++ {
+		if err := rows.Scan(&pending[i].rec.Position, &pending[i].rec.RecordedAt); err != nil {
+			return err
+		}
+		pending[i].rec.RecordedAt = pending[i].rec.RecordedAt.UTC()
+	}
+	if err := rows.Err(); err != nil {
+		return conflictOrErr(err)
+	}
+	return nil
+}
+
+// conflictOrErr maps the (stream, version) unique violation, which a writer
+// racing past the head check meets, to domain.ErrVersionConflict.
+func conflictOrErr(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "event_store_stream_version_key" {
+		return fmt.Errorf("append: %s: %w", pgErr.Detail, domain.ErrVersionConflict)
+	}
+	return fmt.Errorf("append: %w", err)
+}
+
+// publishToOutbox writes the events' messages through watermill-sql into the
+// same transaction, wrapped in forwarder envelopes that name each message's
+// Kafka topic.
+func (s *EventStore) publishToOutbox(tx *sql.Tx, recorded []domain.RecordedEvent) error {
+	pub, err := wsql.NewPublisher(tx, wsql.PublisherConfig{SchemaAdapter: s.schema}, nil)
+	if err != nil {
+		return err
+	}
+	outbox := forwarder.NewPublisher(pub, forwarder.PublisherConfig{ForwarderTopic: OutboxTopic})
+	for _, rec := range recorded {
+		topic, msg, err := s.cfg.Outbox.OutboxMessage(rec)
+		if err != nil {
+			return fmt.Errorf("outbox message of %s v%d: %w", rec.Stream, rec.Version, err)
+		}
+		if err := outbox.Publish(topic, msg); err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+	}
+	return nil
+}
+
+type metadataJSON struct {
+	TenantID      string `json:"tenantId,omitempty"`
+	CorrelationID string `json:"correlationId,omitempty"`
+	CausationID   string `json:"causationId,omitempty"`
+	Actor         string `json:"actor,omitempty"`
+}
+
+// Cursor is a catch-up reader's place in the store: the commit-visibility
+// order (transaction id, then position) of the last event read. The zero
+// Cursor is before the first event.
+type Cursor struct {
+	TransactionID uint64
+	Position      int64
+}
+
+// String returns "<transaction id>:<position>", which ParseCursor reads.
+func (c Cursor) String() string {
+	return strconv.FormatUint(c.TransactionID, 10) + ":" + strconv.FormatInt(c.Position, 10)
+}
+
+// ParseCursor reads a Cursor written by Cursor.String.
+func ParseCursor(s string) (Cursor, error) {
+	tx, pos, ok := strings.Cut(s, ":")
+	t, err1 := strconv.ParseUint(tx, 10, 64)
+	p, err2 := strconv.ParseInt(pos, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return Cursor{}, fmt.Errorf("cursor %q: want <transaction id>:<position>", s)
+	}
+	return Cursor{TransactionID: t, Position: p}, nil
+}
+
+// ReadAll returns up to limit events after cursor, in commit-visibility order,
+// and the cursor of the last one (cursor itself when there is none).
+//
+// Positions are assigned at insert, not at commit: a transaction holding
+// position 7 may commit after one holding position 8. A reader that trusted
+// positions alone would read 8, move its cursor past 7, and never see 7.
+// ReadAll orders by transaction id and reads only transactions older than
+// every transaction still running (the snapshot's xmin), so whatever it has
+// not returned yet can still only appear after its cursor.
+func (s *EventStore) ReadAll(ctx context.Context, after Cursor, limit int) ([]domain.RecordedEvent, Cursor, error) {
+	rows, err := s.db.Pool.Query(ctx, `
+		SELECT transaction_id::text, position, event_id, aggregate, aggregate_id, version, event_type, payload, metadata, recorded_at
+		FROM event_store
+		WHERE (transaction_id, position) > ($1::text::xid8, $2)
+		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id, position
+		LIMIT $3`, strconv.FormatUint(after.TransactionID, 10), after.Position, limit)
+	if err != nil {
+		return nil, after, fmt.Errorf("read all: %w", err)
+	}
+	defer rows.Close()
+	var out []domain.RecordedEvent
+	for rows.Next() {
+		var (
+			txID, typ     string
+			rec           domain.RecordedEvent
+			payload, meta []byte
+			recordedAt    time.Time
+		)
+		if err := rows.Scan(&txID, &rec.Position, &rec.EventID, &rec.Stream.Aggregate, &rec.Stream.ID, &rec.Version,
+			&typ, &payload, &meta, &recordedAt); err != nil {
+			return nil, after, fmt.Errorf("read all: %w", err)
+		}
+		rec.RecordedAt = recordedAt.UTC()
+		if rec.Event, err = s.cfg.Codec.DecodeJSON(typ, payload); err != nil {
+			return nil, after, fmt.Errorf("read all: position %d: %w", rec.Position, err)
+		}
+		if rec.Metadata, err = decodeMetadata(meta); err != nil {
+			return nil, after, fmt.Errorf("read all: position %d: %w", rec.Position, err)
+		}
+		tx, err := strconv.ParseUint(txID, 10, 64)
+		if err != nil {
+			return nil, after, fmt.Errorf("read all: transaction id %q: %w", txID, err)
+		}
+		after = Cursor{TransactionID: tx, Position: rec.Position}
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, after, fmt.Errorf("read all: %w", err)
+	}
+	return out, after, nil
+}
+
+func decodeMetadata(raw []byte) (domain.Metadata, error) {
+	var m metadataJSON
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return domain.Metadata{}, fmt.Errorf("metadata: %w", err)
+	}
+	md := domain.Metadata{CorrelationID: m.CorrelationID, CausationID: m.CausationID, Actor: m.Actor}
+	if m.TenantID != "" {
+		id, err := uuid.Parse(m.TenantID)
+		if err != nil {
+			return domain.Metadata{}, fmt.Errorf("metadata tenantId: %w", err)
+		}
+		md.TenantID = id
+	}
+	return md, nil
+}
+

@@ -1,0 +1,13 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/incentives-platform/incentives/domain"
+)
+
+// AppendTx exposes appendTx to tests that need to hold a transaction open.
+func (s *EventStore) AppendTx(ctx context.Context, tx *sql.Tx, meta domain.Metadata, appends ...domain.StreamAppend) ([]domain.RecordedEvent, error) {
+	return s.appendTx(ctx, tx, meta, appends)
+}
