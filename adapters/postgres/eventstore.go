@@ -359,4 +359,3 @@ func decodeMetadata(raw []byte) (domain.Metadata, error) {
 	}
 	return md, nil
 }
-
