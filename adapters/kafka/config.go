@@ -34,10 +34,17 @@ func (m marshaler) Marshal(topic string, msg *message.Message) (*sarama.Producer
 	return pm, nil
 }
 
+// protocolVersion is the Kafka protocol version Sarama speaks. From 2.4 on
+// Sarama fetches consumer-group offsets with the flexible OffsetFetch v6/v7,
+// whose response from the embedded broker (kfake) it cannot decode ("invalid
+// byteslice length"); 2.3 works with kfake and with every broker from Kafka
+// 2.3 through 4.x, which keep these request versions.
+func protocolVersion() sarama.KafkaVersion { return sarama.V2_3_0_0 }
+
 func producerConfig() *sarama.Config {
 	c := wkafka.DefaultSaramaSyncPublisherConfig()
 	c.ClientID = "incentives"
-	c.Version = sarama.V2_8_0_0
+	c.Version = protocolVersion()
 	// Every write is acknowledged by all in-sync replicas, and the broker
 	// drops a retried batch it already has, so a retry never duplicates or
 	// reorders a key's records.
@@ -51,7 +58,7 @@ func producerConfig() *sarama.Config {
 func consumerConfig() *sarama.Config {
 	c := wkafka.DefaultSaramaSubscriberConfig()
 	c.ClientID = "incentives"
-	c.Version = sarama.V2_8_0_0
+	c.Version = protocolVersion()
 	// A new consumer group reads a topic from its start: a projection
 	// deployed today still sees yesterday's events.
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
