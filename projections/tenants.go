@@ -31,6 +31,13 @@ type LimitsView struct {
 	Version   int64
 }
 
+// TenantKey is a place in the tenant list, which is ordered by creation time
+// and id. The zero key is before the first tenant.
+type TenantKey struct {
+	CreatedAt time.Time
+	ID        uuid.UUID
+}
+
 // TenantsStore is the port of the tenants projection. Each method loads the
 // current view (nil if there is none) under a lock, lets evolve compute the
 // next one, and writes it with the checkpoint in one transaction. When evolve

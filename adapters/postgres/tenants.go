@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -69,15 +68,8 @@ func (s *Tenants) Tenant(ctx context.Context, id uuid.UUID) (projections.TenantV
 	return v, err
 }
 
-// TenantKey is a place in the tenant list, which is ordered by creation time
-// and id. The zero key is before the first tenant.
-type TenantKey struct {
-	CreatedAt time.Time
-	ID        uuid.UUID
-}
-
 // ListTenants returns up to limit tenants after key, oldest first.
-func (s *Tenants) ListTenants(ctx context.Context, after TenantKey, limit int) ([]projections.TenantView, error) {
+func (s *Tenants) ListTenants(ctx context.Context, after projections.TenantKey, limit int) ([]projections.TenantView, error) {
 	rows, err := s.db.Pool.Query(ctx, `SELECT `+tenantColumns+` FROM tenant
 		WHERE (created_at, tenant_id) > ($1, $2) ORDER BY created_at, tenant_id LIMIT $3`,
 		after.CreatedAt, after.ID, limit)

@@ -85,7 +85,7 @@ func TestListTenantsPages(t *testing.T) {
 		}
 	}
 	var seen []uuid.UUID
-	key := postgres.TenantKey{}
+	key := projections.TenantKey{}
 	for {
 		page, err := store.ListTenants(ctx, key, 2)
 		if err != nil {
@@ -98,7 +98,7 @@ func TestListTenantsPages(t *testing.T) {
 			break
 		}
 		last := page[len(page)-1]
-		key = postgres.TenantKey{CreatedAt: last.CreatedAt, ID: last.TenantID}
+		key = projections.TenantKey{CreatedAt: last.CreatedAt, ID: last.TenantID}
 	}
 	if !reflect.DeepEqual(seen, ids) {
 		t.Fatalf("pages listed %v, want %v", seen, ids)

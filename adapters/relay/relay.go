@@ -87,9 +87,11 @@ func New(cfg Config) (*Relay, error) {
 	}
 	// A failed publish (the broker is down) is retried with backoff, and
 	// after that the row is redelivered: nothing is skipped.
+	// watermill narrates every subscription at info; that is debug detail here.
+	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	retry := middleware.Retry{MaxRetries: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: 5 * time.Second, Multiplier: 2,
-		Logger: watermill.NewSlogLogger(cfg.Logger)}
-	fwd, err := forwarder.NewForwarder(cfg.Outbox, cfg.Publisher, watermill.NewSlogLogger(cfg.Logger), forwarder.Config{
+		Logger: wlog}
+	fwd, err := forwarder.NewForwarder(cfg.Outbox, cfg.Publisher, wlog, forwarder.Config{
 		ForwarderTopic: cfg.OutboxTopic,
 		Middlewares:    append([]message.HandlerMiddleware{retry.Middleware}, cfg.Middlewares...),
 	})

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of DESIGN.md §10.
+const (
+	defaultDatabaseURL  = "postgres://postgres@127.0.0.1:5432/incentives?sslmode=disable"
+	defaultRedisURL     = "redis://127.0.0.1:6379/0"
+	defaultEmbeddedAddr = "127.0.0.1:9092"
+	// devJWTSecret lets a fresh checkout work; serve warns while it is in use.
+	devJWTSecret = "incentives-dev-secret-change-me-in-production"
+	embedded     = "embedded"
+)
+
+// Roles a serve process can take.
+const (
+	roleAPI       = "api"
+	roleProjector = "projector"
+	roleRelay     = "relay"
+)
+
+var allRoles = []string{roleAPI, roleProjector, roleRelay}
+
+// Config is everything serve needs. Every field is an environment variable
+// and a flag (bind); the defaults are DESIGN.md §10's.
+type Config struct {
+	// DatabaseURL is the PostgreSQL URL (DATABASE_URL).
+	DatabaseURL string
+	// RedisURL is the Redis URL (REDIS_URL).
+	RedisURL string
+	// KafkaBrokers is "embedded" (default: start the in-process broker) or a
+	// comma-separated broker list (KAFKA_BROKERS).
+	KafkaBrokers string
+	// KafkaEmbeddedAddr is where the embedded broker listens (KAFKA_EMBEDDED_ADDR).
+	KafkaEmbeddedAddr string
+	// KafkaPartitions is the partition count of topics the platform creates.
+	// Default 8 (KAFKA_PARTITIONS).
+	KafkaPartitions int
+	// HTTPAddr serves REST, /metrics, /healthz and /readyz. Default :8080 (HTTP_ADDR).
+	HTTPAddr string
+	// JWTSecret signs and verifies tokens, HS256, at least 32 bytes (AUTH_JWT_SECRET).
+	JWTSecret string
+	// Roles is the comma-separated roles to run. Default all (ROLES).
+	Roles string
+	// Migrate creates the database if missing and applies migrations before
+	// starting (MIGRATE).
+	Migrate bool
+	// LogLevel is debug, info, warn or error. Default info (LOG_LEVEL).
+	LogLevel string
+	// LogFormat is text or json. Default text (LOG_FORMAT).
+	LogFormat string
+	// ShutdownTimeout bounds the graceful stop. Default 30s (SHUTDOWN_TIMEOUT).
+	ShutdownTimeout time.Duration
+	// OutboxKeep is how long relayed outbox rows are kept. Default 1h (OUTBOX_KEEP).
+	OutboxKeep time.Duration
+	// TenantMaxPerDay is a new tenant's default GLOBAL daily cap (DEFAULT_TENANT_MAX_PER_DAY).
+	TenantMaxPerDay int64
+	// UserMaxPerDay is a new tenant's default USER daily cap (DEFAULT_USER_MAX_PER_DAY).
+	UserMaxPerDay int64
+}
+
+// bindConnections binds the settings every command that talks to the
+// platform's services shares.
+func (c *Config) bindConnections(b *binder) {
+	b.string(&c.DatabaseURL, "database-url", defaultDatabaseURL, "PostgreSQL URL")
+	b.string(&c.RedisURL, "redis-url", defaultRedisURL, "Redis URL")
+	b.string(&c.KafkaBrokers, "kafka-brokers", embedded, `"embedded" to run the in-process broker, or host:port,... of a Kafka cluster`)
+	b.string(&c.KafkaEmbeddedAddr, "kafka-embedded-addr", defaultEmbeddedAddr, "listen address of the embedded broker")
+	b.string(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	b.string(&c.LogFormat, "log-format", "text", "text or json")
+}
+
+// bind binds every setting of serve.
+func (c *Config) bind(b *binder) {
+	c.bindConnections(b)
+	b.int(&c.KafkaPartitions, "kafka-partitions", 8, "partitions of the topics the platform creates")
+	b.string(&c.HTTPAddr, "http-addr", ":8080", "listen address of REST, /metrics, /healthz and /readyz")
+	b.string(&c.JWTSecret, "auth-jwt-secret", devJWTSecret, "HS256 secret of bearer tokens, at least 32 bytes (the default is for development only)")
+	b.string(&c.Roles, "roles", strings.Join(allRoles, ","), "comma-separated roles to run: "+strings.Join(allRoles, ", "))
+	b.bool(&c.Migrate, "migrate", false, "create the database if missing and apply migrations before starting")
+	b.duration(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
+	b.duration(&c.OutboxKeep, "outbox-keep", time.Hour, "how long relayed outbox rows are kept for inspection")
+	b.int64(&c.TenantMaxPerDay, "default-tenant-max-per-day", 100_000, "daily reward cap of a new tenant (scope GLOBAL)")
+	b.int64(&c.UserMaxPerDay, "default-user-max-per-day", 10, "daily reward cap per user of a new tenant (scope USER)")
+}
+
+// Validate reports every problem of c.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, r := range c.roleList() {
+		if !slices.Contains(allRoles, r) {
+			errs = append(errs, fmt.Errorf("unknown role %q (roles: %s)", r, strings.Join(allRoles, ", ")))
+		}
+	}
+	if len(c.roleList()) == 0 {
+		errs = append(errs, errors.New("no roles to run"))
+	}
+	if len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("AUTH_JWT_SECRET must be at least 32 bytes"))
+	}
+	if c.KafkaPartitions < 1 {
+		errs = append(errs, errors.New("KAFKA_PARTITIONS must be at least 1"))
+	}
+	if c.TenantMaxPerDay < 0 || c.UserMaxPerDay < 0 {
+		errs = append(errs, errors.New("default daily caps must not be negative"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("LOG_FORMAT %q: want text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) roleList() []string {
+	var roles []string
+	for _, r := range strings.Split(c.Roles, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			roles = append(roles, r)
+		}
+	}
+	return roles
+}
+
+func (c *Config) hasRole(role string) bool { return slices.Contains(c.roleList(), role) }
+
+// brokerList returns the configured brokers, or nil for the embedded broker.
+func (c *Config) brokerList() []string {
+	if c.KafkaBrokers == "" || c.KafkaBrokers == embedded {
+		return nil
+	}
+	var out []string
+	for _, b := range strings.Split(c.KafkaBrokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// envName maps a flag name to its environment variable: kafka-brokers is KAFKA_BROKERS.
+func envName(flagName string) string {
+	return strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// binder binds flags whose defaults come from environment variables, and
+// remembers environment values it could not parse.
+type binder struct {
+	fs     *flag.FlagSet
+	getenv func(string) string
+	errs   []error
+}
+
+func newBinder(fs *flag.FlagSet, getenv func(string) string) *binder {
+	return &binder{fs: fs, getenv: getenv}
+}
+
+// err reports the environment variables that held unparseable values.
+func (b *binder) err() error { return errors.Join(b.errs...) }
+
+func (b *binder) env(name string, parse func(string) error) {
+	if v := b.getenv(envName(name)); v != "" {
+		if err := parse(v); err != nil {
+			b.errs = append(b.errs, fmt.Errorf("%s=%q: %v", envName(name), v, err))
+		}
+	}
+}
+
+func (b *binder) string(p *string, name, def, usage string) {
+	b.env(name, func(v string) error { def = v; return nil })
+	b.fs.StringVar(p, name, def, usage+" ("+envName(name)+")")
+}
+
+func (b *binder) bool(p *bool, name string, def bool, usage string) {
+	b.env(name, func(v string) (err error) { def, err = strconv.ParseBool(v); return })
+	b.fs.BoolVar(p, name, def, usage+" ("+envName(name)+")")
+}
+
+func (b *binder) int(p *int, name string, def int, usage string) {
+	b.env(name, func(v string) (err error) { def, err = strconv.Atoi(v); return })
+	b.fs.IntVar(p, name, def, usage+" ("+envName(name)+")")
+}
+
+func (b *binder) int64(p *int64, name string, def int64, usage string) {
+	b.env(name, func(v string) (err error) { def, err = strconv.ParseInt(v, 10, 64); return })
+	b.fs.Int64Var(p, name, def, usage+" ("+envName(name)+")")
+}
+
+func (b *binder) duration(p *time.Duration, name string, def time.Duration, usage string) {
+	b.env(name, func(v string) (err error) { def, err = time.ParseDuration(v); return })
+	b.fs.DurationVar(p, name, def, usage+" ("+envName(name)+")")
+}
+
+// newLogger returns the process's logger; it is passed down, never global.
+func (c *Config) newLogger(env environment) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(env.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(env.stderr, opts))
+}

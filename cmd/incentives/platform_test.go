@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/incentives-platform/incentives/adapters/auth"
+	"github.com/incentives-platform/incentives/adapters/postgres"
+	"github.com/incentives-platform/incentives/adapters/postgres/pgtest"
+)
+
+// testPlatform is a whole platform process started in-process for one test,
+// on its own database, embedded broker and HTTP port.
+type testPlatform struct {
+	t    *testing.T
+	app  *App
+	base string
+	db   *postgres.DB
+	auth *auth.Authenticator
+}
+
+func testRedisURL() string {
+	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
+		return u
+	}
+	return defaultRedisURL
+}
+
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	return Config{
+		DatabaseURL: pgtest.MustDatabase(t), RedisURL: testRedisURL(),
+		KafkaBrokers: embedded, KafkaEmbeddedAddr: "127.0.0.1:0", KafkaPartitions: 4,
+		HTTPAddr: "127.0.0.1:0", JWTSecret: devJWTSecret, Roles: strings.Join(allRoles, ","),
+		LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 10 * time.Second, OutboxKeep: time.Hour,
+		TenantMaxPerDay: 100_000, UserMaxPerDay: 10,
+	}
+}
+
+func startPlatform(t *testing.T, cfg Config) *testPlatform {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := NewApp(ctx, cfg, logger)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := app.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	select {
+	case <-app.Ready():
+	case err := <-done:
+		t.Fatalf("platform stopped before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("platform not ready in 30s")
+	}
+	db, err := postgres.Open(context.Background(), cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	a, err := auth.New([]byte(cfg.JWTSecret), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testPlatform{t: t, app: app, base: "http://" + app.HTTPAddr(), db: db, auth: a}
+}
+
+// testWriter sends log lines to the test's log, shown only when it fails.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (p *testPlatform) token(role auth.Role, tenant uuid.UUID) string {
+	p.t.Helper()
+	tok, err := p.auth.Issue(auth.Principal{Subject: "test-" + string(role), Role: role, TenantID: tenant}, time.Hour)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return tok
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response %d is not a JSON object: %q", r.status, r.body)
+	}
+	return m
+}
+
+// request sends one API call. body may be a string (sent as is) or nil.
+func (p *testPlatform) request(method, path, token string, body any, headers ...string) response {
+	p.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, p.base+path, rd)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// eventually retries get until it returns true or 15s pass: reads come from
+// projections, which trail writes by the relay and the consumer.
+func eventually(t *testing.T, what string, get func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !get() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after 15s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *testPlatform) eventCount() int {
+	p.t.Helper()
+	var n int
+	if err := p.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM event_store`).Scan(&n); err != nil {
+		p.t.Fatal(err)
+	}
+	return n
+}
+
+func TestRunStopsGracefully(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := NewApp(ctx, cfg, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	<-app.Ready()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run after cancel = %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return 15s after its context ended")
+	}
+}
