@@ -4,6 +4,7 @@ package kafkatest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,4 +85,55 @@ func Produce(tb testing.TB, brokers []string, topic string, records ...[2][]byte
 	if err := client.ProduceSync(context.Background(), rs...).FirstErr(); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// Collector reads topics in the background from their start, keeping every
+// record, until the test ends.
+type Collector struct {
+	mu      sync.Mutex
+	records []Record
+}
+
+// Collect starts a collector of topics.
+func Collect(tb testing.TB, brokers []string, topics ...string) *Collector {
+	tb.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Collector{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			fetches := client.PollFetches(ctx)
+			fetches.EachRecord(func(r *kgo.Record) {
+				h := map[string]string{}
+				for _, hd := range r.Headers {
+					h[hd.Key] = string(hd.Value)
+				}
+				c.mu.Lock()
+				c.records = append(c.records, Record{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), Value: r.Value, Headers: h})
+				c.mu.Unlock()
+			})
+		}
+	}()
+	tb.Cleanup(func() { cancel(); <-done; client.Close() })
+	return c
+}
+
+// Len returns how many records have been read.
+func (c *Collector) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.records)
+}
+
+// Records returns a copy of the records read so far.
+func (c *Collector) Records() []Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Record(nil), c.records...)
 }

@@ -179,3 +179,16 @@ func withDatabase(rawURL, name string) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// MustUnusedDatabase returns the URL of a database that does not exist yet,
+// for tests of code that creates it; it is dropped when tb ends.
+func MustUnusedDatabase(tb testing.TB) string {
+	tb.Helper()
+	name := fmt.Sprintf("itest_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6, counter.Add(1))
+	tb.Cleanup(func() {
+		if err := admin(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			tb.Errorf("drop test database: %v", err)
+		}
+	})
+	return withDatabase(AdminURL(), name)
+}
