@@ -65,3 +65,23 @@ func Ping(ctx context.Context, brokers []string) error {
 	_, err = kadm.NewClient(client).BrokerMetadata(ctx)
 	return err
 }
+
+// EndOffsets returns the sum over the topics' partitions of their end
+// offsets: how many records they have ever received.
+func EndOffsets(ctx context.Context, brokers []string, topics ...string) (int64, error) {
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	ends, err := kadm.NewClient(client).ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return 0, err
+	}
+	if err := ends.Error(); err != nil {
+		return 0, err
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n, nil
+}

@@ -133,55 +133,7 @@ func ignoreTxDone(err error) error {
 	return err
 }
 
-type pendingEvent struct {
-	rec     domain.RecordedEvent
-	version int
-	payload []byte
-}
-
 func (s *EventStore) appendTx(ctx context.Context, tx *sql.Tx, meta domain.Metadata, appends []domain.StreamAppend) ([]domain.RecordedEvent, error) {
-	var pending []pendingEvent
-	for _, a := range appends {
-		var head int64
-		err := tx.QueryRowContext(ctx,
-			`SELECT coalesce(max(version), 0) FROM event_store WHERE stream_id = $1`, a.Stream.String()).Scan(&head)
-		if err != nil {
-			return nil, fmt.Errorf("append to %s: %w", a.Stream, err)
-		}
-		if head != a.ExpectedVersion {
-			return nil, fmt.Errorf("stream %s is at version %d, not %d: %w", a.Stream, head, a.ExpectedVersion, domain.ErrVersionConflict)
-		}
-		for i, e := range a.Events {
-			schemaVersion, payload, err := s.cfg.Codec.EncodeJSON(e)
-			if err != nil {
-				return nil, fmt.Errorf("append to %s: %w", a.Stream, err)
-			}
-			version := a.ExpectedVersion + int64(i) + 1
-			pending = append(pending, pendingEvent{
-				rec: domain.RecordedEvent{
-					EventID: domain.EventID(a.Stream, version), Stream: a.Stream, Version: version, Event: e, Metadata: meta,
-				},
-				version: schemaVersion, payload: payload,
-			})
-		}
-	}
-	if len(pending) == 0 {
-		return nil, nil
-	}
-	if err := s.insertEvents(ctx, tx, meta, pending); err != nil {
-		return nil, err
-	}
-	recorded := make([]domain.RecordedEvent, len(pending))
-	for i, p := range pending {
-		recorded[i] = p.rec
-	}
-	if err := s.publishToOutbox(tx, recorded); err != nil {
-		return nil, err
-	}
-	return recorded, nil
-}
-
-func (s *EventStore) insertEvents(ctx context.Context, tx *sql.Tx, meta domain.Metadata, pending []pendingEvent) error {
 	md := metadataJSON{CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, Actor: meta.Actor}
 	var tenantID any
 	if meta.TenantID != uuid.Nil {
@@ -189,44 +141,77 @@ func (s *EventStore) insertEvents(ctx context.Context, tx *sql.Tx, meta domain.M
 	}
 	metaJSON, err := json.Marshal(md)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	var recorded []domain.RecordedEvent
+	for _, a := range appends {
+		recs, err := s.insertStream(ctx, tx, a, meta, tenantID, string(metaJSON))
+		if err != nil {
+			return nil, err
+		}
+		recorded = append(recorded, recs...)
+	}
+	if len(recorded) == 0 {
+		return nil, nil
+	}
+	if err := s.publishToOutbox(tx, recorded); err != nil {
+		return nil, err
+	}
+	return recorded, nil
+}
+
+// insertStream writes one stream's events in a single statement that inserts
+// nothing unless the stream's head is still the expected version: a stale
+// version inserts nothing, a racing writer of the same version meets the
+// unique constraint, and a version the stream never reached inserts nothing.
+func (s *EventStore) insertStream(ctx context.Context, tx *sql.Tx, a domain.StreamAppend, meta domain.Metadata, tenantID any, metaJSON string) ([]domain.RecordedEvent, error) {
+	if len(a.Events) == 0 {
+		return nil, nil
 	}
 	const cols = 10
+	recs := make([]domain.RecordedEvent, len(a.Events))
+	args := make([]any, 0, 2+len(a.Events)*cols)
+	args = append(args, a.Stream.String(), a.ExpectedVersion)
 	var q strings.Builder
-	q.WriteString(`INSERT INTO event_store (event_id, stream_id, aggregate, aggregate_id, version, event_type, schema_version, tenant_id, payload, metadata) VALUES `)
-	args := make([]any, 0, len(pending)*cols)
-	for i, p := range pending {
+	q.WriteString(`INSERT INTO event_store (event_id, stream_id, aggregate, aggregate_id, version, event_type, schema_version, tenant_id, payload, metadata)
+		SELECT v.* FROM (VALUES `)
+	for i, e := range a.Events {
+		schemaVersion, payload, err := s.cfg.Codec.EncodeJSON(e)
+		if err != nil {
+			return nil, fmt.Errorf("append to %s: %w", a.Stream, err)
+		}
+		version := a.ExpectedVersion + int64(i) + 1
+		recs[i] = domain.RecordedEvent{EventID: domain.EventID(a.Stream, version), Stream: a.Stream, Version: version, Event: e, Metadata: meta}
 		if i > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteByte('(')
-		for c := range cols {
-			if c > 0 {
-				q.WriteByte(',')
-			}
-			q.WriteString("$" + strconv.Itoa(i*cols+c+1))
-		}
-		q.WriteByte(')')
-		r := p.rec
-		args = append(args, r.EventID, r.Stream.String(), r.Stream.Aggregate, r.Stream.ID, r.Version,
-			r.Event.EventType(), p.version, tenantID, string(p.payload), string(metaJSON))
+		n := len(args)
+		fmt.Fprintf(&q, "($%d::uuid,$%d::text,$%d::text,$%d::uuid,$%d::bigint,$%d::text,$%d::int,$%d::uuid,$%d::jsonb,$%d::jsonb)",
+			n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10)
+		args = append(args, recs[i].EventID, a.Stream.String(), a.Stream.Aggregate, a.Stream.ID, version,
+			e.EventType(), schemaVersion, tenantID, string(payload), metaJSON)
 	}
-	q.WriteString(` RETURNING position, recorded_at`)
+	q.WriteString(`) AS v WHERE (SELECT coalesce(max(version), 0) FROM event_store WHERE stream_id = $1) = $2
+		RETURNING position, recorded_at`)
 	rows, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
-		return conflictOrErr(err)
+		return nil, conflictOrErr(err)
 	}
 	defer rows.Close()
-	for i := 0; rows.Next(); i++ {
-		if err := rows.Scan(&pending[i].rec.Position, &pending[i].rec.RecordedAt); err != nil {
-			return err
+	n := 0
+	for ; rows.Next(); n++ {
+		if err := rows.Scan(&recs[n].Position, &recs[n].RecordedAt); err != nil {
+			return nil, err
 		}
-		pending[i].rec.RecordedAt = pending[i].rec.RecordedAt.UTC()
+		recs[n].RecordedAt = recs[n].RecordedAt.UTC()
 	}
 	if err := rows.Err(); err != nil {
-		return conflictOrErr(err)
+		return nil, conflictOrErr(err)
 	}
-	return nil
+	if n != len(recs) {
+		return nil, fmt.Errorf("stream %s is not at version %d: %w", a.Stream, a.ExpectedVersion, domain.ErrVersionConflict)
+	}
+	return recs, nil
 }
 
 // conflictOrErr maps the (stream, version) unique violation, which a writer

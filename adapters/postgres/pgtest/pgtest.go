@@ -91,12 +91,22 @@ func MustOpen(tb testing.TB) *postgres.DB {
 // database: call it from TestMain as os.Exit(pgtest.Run(m)).
 func Run(m *testing.M) int {
 	code := m.Run()
-	if templateName != "" {
-		if err := admin(context.Background(), "DROP DATABASE IF EXISTS "+templateName+" WITH (FORCE)"); err != nil {
-			fmt.Fprintln(os.Stderr, "pgtest: drop template:", err)
-		}
+	if err := DropTemplate(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
 	}
 	return code
+}
+
+// DropTemplate drops this process's template database, if it made one.
+// Programs that are not tests (benchmarks) call it when done.
+func DropTemplate() error {
+	if templateName == "" {
+		return nil
+	}
+	if err := admin(context.Background(), "DROP DATABASE IF EXISTS "+templateName+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop template: %w", err)
+	}
+	return nil
 }
 
 func makeTemplate(ctx context.Context) (string, error) {
