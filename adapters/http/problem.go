@@ -23,7 +23,7 @@ const (
 	typeInvalidState     = "urn:incentives:problem:invalid-state-transition"
 	typeMethodNotAllowed = "urn:incentives:problem:method-not-allowed"
 	typeInternal         = "urn:incentives:problem:internal"
-	typeUnavailable      = "urn:incentives:problem:unavailable"
+	typeNotYet           = "urn:incentives:problem:not-caught-up"
 )
 
 // problem is an RFC 9457 problem details object.
@@ -99,6 +99,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		p.Type, p.Title, p.Status = typeInternal, "Internal error", http.StatusInternalServerError
 		p.Detail = "the request failed on our side; quote the request id when reporting it"
 		s.logger.ErrorContext(r.Context(), "request failed", "request_id", p.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
 	}
 	if p.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="incentives"`)

@@ -21,6 +21,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// ReadyTimeout bounds each readiness check. Default 2s.
 	ReadyTimeout time.Duration
+	// ReadWait bounds how long a read with X-Min-Version waits for its
+	// projection to catch up. Default 5s.
+	ReadWait time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -29,6 +32,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 2 * time.Second
+	}
+	if c.ReadWait == 0 {
+		c.ReadWait = 5 * time.Second
 	}
 }
 

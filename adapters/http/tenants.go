@@ -124,7 +124,12 @@ func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.Tenants.Tenant(r.Context(), id)
+	var v projections.TenantView
+	err = s.readAtLeast(r, func() (int64, error) {
+		var err error
+		v, err = s.Tenants.Tenant(r.Context(), id)
+		return v.Version, err
+	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -273,7 +278,12 @@ func (s *Server) getLimits(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.Tenants.Limits(r.Context(), id)
+	var v projections.LimitsView
+	err = s.readAtLeast(r, func() (int64, error) {
+		var err error
+		v, err = s.Tenants.Limits(r.Context(), id)
+		return v.Version, err
+	})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

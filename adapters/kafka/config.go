@@ -64,6 +64,12 @@ func consumerConfig() *sarama.Config {
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
 	c.Consumer.Offsets.AutoCommit.Interval = 200 * time.Millisecond
 	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	// A projection's group has a member per topic, so every start is a
+	// rebalance in which the first member's join is refused and retried; with
+	// Sarama's 2s retry backoff the projections would idle for two seconds
+	// after every start. A member learns of a rebalance at its next heartbeat.
+	c.Consumer.Group.Rebalance.Retry.Backoff = 100 * time.Millisecond
+	c.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
 	c.Metadata.Retry.Backoff = 250 * time.Millisecond
 	return c
 }

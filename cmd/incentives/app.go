@@ -215,7 +215,7 @@ func (a *App) buildAPI(store commands.EventStore) error {
 		Store: store, Clock: commands.SystemClock{}, TenantDefaults: defaults,
 		Logger: a.logger.With("component", "commands"), Recorder: a.metrics,
 	})
-	a.api, err = httpapi.New(httpapi.Config{}, httpapi.Deps{
+	a.api, err = httpapi.New(httpapi.Config{ReadWait: a.cfg.ReadWait}, httpapi.Deps{
 		Commands: app, Tenants: postgres.NewTenants(a.db), Verifier: verifier, Observer: a.metrics,
 		Metrics: a.metrics.Handler(), Logger: a.logger.With("component", "http"),
 		Checks: []httpapi.Check{

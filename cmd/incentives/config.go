@@ -62,6 +62,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// OutboxKeep is how long relayed outbox rows are kept. Default 1h (OUTBOX_KEEP).
 	OutboxKeep time.Duration
+	// ReadWait bounds how long a read with X-Min-Version waits for its
+	// projection. Default 5s (READ_WAIT).
+	ReadWait time.Duration
 	// TenantMaxPerDay is a new tenant's default GLOBAL daily cap (DEFAULT_TENANT_MAX_PER_DAY).
 	TenantMaxPerDay int64
 	// UserMaxPerDay is a new tenant's default USER daily cap (DEFAULT_USER_MAX_PER_DAY).
@@ -89,6 +92,7 @@ func (c *Config) bind(b *binder) {
 	b.bool(&c.Migrate, "migrate", false, "create the database if missing and apply migrations before starting")
 	b.duration(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
 	b.duration(&c.OutboxKeep, "outbox-keep", time.Hour, "how long relayed outbox rows are kept for inspection")
+	b.duration(&c.ReadWait, "read-wait", 5*time.Second, "how long a read with X-Min-Version waits for its projection to catch up")
 	b.int64(&c.TenantMaxPerDay, "default-tenant-max-per-day", 100_000, "daily reward cap of a new tenant (scope GLOBAL)")
 	b.int64(&c.UserMaxPerDay, "default-user-max-per-day", 10, "daily reward cap per user of a new tenant (scope USER)")
 }
@@ -106,6 +110,9 @@ func (c *Config) Validate() error {
 	}
 	if len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("AUTH_JWT_SECRET must be at least 32 bytes"))
+	}
+	if c.ReadWait <= 0 {
+		errs = append(errs, errors.New("READ_WAIT must be positive"))
 	}
 	if c.KafkaPartitions < 1 {
 		errs = append(errs, errors.New("KAFKA_PARTITIONS must be at least 1"))
