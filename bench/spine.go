@@ -21,7 +21,6 @@ import (
 	"github.com/incentives-platform/incentives/commands"
 	"github.com/incentives-platform/incentives/domain"
 	"github.com/incentives-platform/incentives/domain/tenant"
-	"github.com/incentives-platform/incentives/schemas"
 )
 
 type noRecorder struct{}
@@ -40,11 +39,7 @@ func runSpine(ctx context.Context, o options) (string, error) {
 		return "", err
 	}
 	defer db.Close()
-	reg, err := avro.Load(schemas.Avro, "avro")
-	if err != nil {
-		return "", err
-	}
-	codec, err := avro.NewDomainEventCodec(reg)
+	_, codec, err := avro.LoadPlatform()
 	if err != nil {
 		return "", err
 	}

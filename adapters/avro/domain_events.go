@@ -6,6 +6,7 @@ import (
 	"github.com/incentives-platform/incentives/domain"
 	"github.com/incentives-platform/incentives/domain/limits"
 	"github.com/incentives-platform/incentives/domain/tenant"
+	"github.com/incentives-platform/incentives/schemas"
 )
 
 // DomainEvents is the platform's table of domain event mappings: every event
@@ -20,9 +21,23 @@ func DomainEvents() []EventMapping {
 	}
 }
 
-// NewDomainEventCodec loads the schemas and returns the codec of DomainEvents.
+// NewDomainEventCodec returns the codec of DomainEvents over registry.
 func NewDomainEventCodec(registry *Registry) (*EventCodec, error) {
 	return NewEventCodec(registry, DomainEvents()...)
+}
+
+// LoadPlatform loads the platform's schemas (package schemas) and returns
+// them with the codec of its domain events.
+func LoadPlatform() (*Registry, *EventCodec, error) {
+	registry, err := Load(schemas.Avro, "avro")
+	if err != nil {
+		return nil, nil, fmt.Errorf("load avro schemas: %w", err)
+	}
+	codec, err := NewDomainEventCodec(registry)
+	if err != nil {
+		return nil, nil, err
+	}
+	return registry, codec, nil
 }
 
 func wrongType(want string, got domain.Event) error {

@@ -18,18 +18,13 @@ import (
 	"github.com/incentives-platform/incentives/domain"
 	"github.com/incentives-platform/incentives/domain/limits"
 	"github.com/incentives-platform/incentives/domain/tenant"
-	"github.com/incentives-platform/incentives/schemas"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.bin golden files")
 
 func mustCodec(t *testing.T) (*avro.Registry, *avro.EventCodec) {
 	t.Helper()
-	reg, err := avro.Load(schemas.Avro, "avro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := avro.NewDomainEventCodec(reg)
+	reg, codec, err := avro.LoadPlatform()
 	if err != nil {
 		t.Fatal(err)
 	}

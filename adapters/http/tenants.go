@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -116,25 +117,34 @@ func tenantID(r *http.Request) (uuid.UUID, error) {
 }
 
 func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {
+	serveTenantRead(s, w, r, s.Tenants.Tenant,
+		func(v projections.TenantView) int64 { return v.Version },
+		func(v projections.TenantView) any { return tenantFromView(v) })
+}
+
+// serveTenantRead answers a read of one of a tenant's resources: it checks
+// the tenant id and the caller's access to that tenant, reads (waiting for
+// X-Min-Version if asked), and answers the rendered view with its version as
+// ETag.
+func serveTenantRead[V any](s *Server, w http.ResponseWriter, r *http.Request,
+	read func(context.Context, uuid.UUID) (V, error), version func(V) int64, render func(V) any) {
 	id, err := tenantID(r)
 	if err == nil {
 		err = requireTenantAdmin(r, id)
 	}
+	var v V
+	if err == nil {
+		err = s.readAtLeast(r, func() (int64, error) {
+			var err error
+			v, err = read(r.Context(), id)
+			return version(v), err
+		})
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	var v projections.TenantView
-	err = s.readAtLeast(r, func() (int64, error) {
-		var err error
-		v, err = s.Tenants.Tenant(r.Context(), id)
-		return v.Version, err
-	})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeVersioned(w, r, http.StatusOK, v.Version, tenantFromView(v))
+	s.writeVersioned(w, r, http.StatusOK, version(v), render(v))
 }
 
 const (
@@ -270,27 +280,13 @@ func (s *Server) tenantCommandInput(w http.ResponseWriter, r *http.Request, body
 }
 
 func (s *Server) getLimits(w http.ResponseWriter, r *http.Request) {
-	id, err := tenantID(r)
-	if err == nil {
-		err = requireTenantAdmin(r, id)
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	var v projections.LimitsView
-	err = s.readAtLeast(r, func() (int64, error) {
-		var err error
-		v, err = s.Tenants.Limits(r.Context(), id)
-		return v.Version, err
-	})
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.writeVersioned(w, r, http.StatusOK, v.Version, limitsDTO{
-		TenantID:  v.TenantID.String(),
-		Limits:    []limitDTO{limitFromCaps("GLOBAL", v.Tenant), limitFromCaps("USER", v.User)},
-		UpdatedAt: v.UpdatedAt, Version: v.Version,
-	})
+	serveTenantRead(s, w, r, s.Tenants.Limits,
+		func(v projections.LimitsView) int64 { return v.Version },
+		func(v projections.LimitsView) any {
+			return limitsDTO{
+				TenantID:  v.TenantID.String(),
+				Limits:    []limitDTO{limitFromCaps("GLOBAL", v.Tenant), limitFromCaps("USER", v.User)},
+				UpdatedAt: v.UpdatedAt, Version: v.Version,
+			}
+		})
 }

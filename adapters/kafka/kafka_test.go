@@ -21,7 +21,6 @@ import (
 	"github.com/incentives-platform/incentives/domain"
 	"github.com/incentives-platform/incentives/domain/tenant"
 	"github.com/incentives-platform/incentives/projections"
-	"github.com/incentives-platform/incentives/schemas"
 )
 
 func logger() watermill.LoggerAdapter {
@@ -30,11 +29,7 @@ func logger() watermill.LoggerAdapter {
 
 func codec(t *testing.T) *avro.EventCodec {
 	t.Helper()
-	reg, err := avro.Load(schemas.Avro, "avro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := avro.NewDomainEventCodec(reg)
+	_, c, err := avro.LoadPlatform()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,18 +5,13 @@ import (
 
 	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/adapters/kafka"
-	"github.com/incentives-platform/incentives/schemas"
 )
 
 // NewTestEventStore returns an event store over db wired as in production:
 // Avro codec and Kafka domain messages. Exported to the external test package.
 func NewTestEventStore(tb testing.TB, db *DB) *EventStore {
 	tb.Helper()
-	reg, err := avro.Load(schemas.Avro, "avro")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	codec, err := avro.NewDomainEventCodec(reg)
+	_, codec, err := avro.LoadPlatform()
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -26,7 +26,6 @@ import (
 	"github.com/incentives-platform/incentives/domain/limits"
 	"github.com/incentives-platform/incentives/domain/tenant"
 	"github.com/incentives-platform/incentives/projections"
-	"github.com/incentives-platform/incentives/schemas"
 )
 
 // domainAggregates are the aggregates whose events the platform publishes,
@@ -80,11 +79,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err e
 		}
 		a.closers = append(a.closers, a.redis.Close)
 	}
-	registry, err := avro.Load(schemas.Avro, "avro")
-	if err != nil {
-		return nil, fmt.Errorf("load avro schemas: %w", err)
-	}
-	codec, err := avro.NewDomainEventCodec(registry)
+	_, codec, err := avro.LoadPlatform()
 	if err != nil {
 		return nil, err
 	}

@@ -23,7 +23,6 @@ import (
 	"github.com/incentives-platform/incentives/adapters/postgres"
 	"github.com/incentives-platform/incentives/adapters/postgres/pgtest"
 	"github.com/incentives-platform/incentives/commands"
-	"github.com/incentives-platform/incentives/schemas"
 )
 
 // process is a platform process started from the test binary.
@@ -127,11 +126,7 @@ func TestRelayKilledMidStreamLosesNothingAndKeepsStreamOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	reg, err := avro.Load(schemas.Avro, "avro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := avro.NewDomainEventCodec(reg)
+	_, codec, err := avro.LoadPlatform()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/adapters/kafka"
-	"github.com/incentives-platform/incentives/schemas"
 )
 
 // tailLine is one record of `incentives tail`, as a JSON line.
@@ -55,7 +54,7 @@ func runTail(ctx context.Context, env environment, args []string) error {
 	if list == nil {
 		list = []string{embeddedAddr}
 	}
-	registry, err := avro.Load(schemas.Avro, "avro")
+	registry, _, err := avro.LoadPlatform()
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/adapters/kafka/kafkatest"
 	"github.com/incentives-platform/incentives/domain/tenant"
-	"github.com/incentives-platform/incentives/schemas"
 )
 
 func TestTenantEndToEnd(t *testing.T) {
@@ -46,7 +45,7 @@ func TestTenantEndToEnd(t *testing.T) {
 	}
 
 	// The event reached its topic, keyed by tenant id, Avro single-object encoded.
-	reg, err := avro.Load(schemas.Avro, "avro")
+	reg, _, err := avro.LoadPlatform()
 	if err != nil {
 		t.Fatal(err)
 	}
