@@ -261,6 +261,7 @@ func (a *App) Run(ctx context.Context) error {
 		g.Go(func() error {
 			<-gctx.Done()
 			a.api.Drain()
+			time.Sleep(a.cfg.DrainDelay)
 			sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 			defer cancel()
 			return a.httpSrv.Shutdown(sctx)

@@ -60,6 +60,10 @@ type Config struct {
 	LogFormat string
 	// ShutdownTimeout bounds the graceful stop. Default 30s (SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long the API keeps serving, with /readyz answering
+	// 503, before it stops accepting connections, so load balancers notice.
+	// Default 0s; a few seconds behind a load balancer (SHUTDOWN_DRAIN_DELAY).
+	DrainDelay time.Duration
 	// OutboxKeep is how long relayed outbox rows are kept. Default 1h (OUTBOX_KEEP).
 	OutboxKeep time.Duration
 	// ReadWait bounds how long a read with X-Min-Version waits for its
@@ -91,6 +95,7 @@ func (c *Config) bind(b *binder) {
 	b.string(&c.Roles, "roles", strings.Join(allRoles, ","), "comma-separated roles to run: "+strings.Join(allRoles, ", "))
 	b.bool(&c.Migrate, "migrate", false, "create the database if missing and apply migrations before starting")
 	b.duration(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful stop may take")
+	b.duration(&c.DrainDelay, "shutdown-drain-delay", 0, "on stop, how long to keep serving with /readyz at 503 before refusing connections")
 	b.duration(&c.OutboxKeep, "outbox-keep", time.Hour, "how long relayed outbox rows are kept for inspection")
 	b.duration(&c.ReadWait, "read-wait", 5*time.Second, "how long a read with X-Min-Version waits for its projection to catch up")
 	b.int64(&c.TenantMaxPerDay, "default-tenant-max-per-day", 100_000, "daily reward cap of a new tenant (scope GLOBAL)")

@@ -181,9 +181,13 @@ func (p *testPlatform) eventCount() int {
 	return n
 }
 
+// Stopping the platform while a request is in flight: /readyz turns 503
+// during the drain delay, the request still gets its whole answer, and Run
+// returns cleanly.
 func TestRunStopsGracefully(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig(t)
+	cfg.ReadWait, cfg.DrainDelay = 700*time.Millisecond, 300*time.Millisecond
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	app, err := NewApp(ctx, cfg, logger)
@@ -194,7 +198,25 @@ func TestRunStopsGracefully(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
 	<-app.Ready()
+	p := &testPlatform{t: t, app: app, base: "http://" + app.HTTPAddr(), auth: mustAuthenticator(t, cfg.JWTSecret)}
+	admin := p.token(auth.RolePlatformAdmin, uuid.Nil)
+	id := p.request("POST", "/api/v1/tenants", admin, `{"name":"Acme"}`).json(t)["tenantId"].(string)
+	if r := p.request("GET", "/api/v1/tenants/"+id, admin, nil, "X-Min-Version", "1"); r.status != http.StatusOK {
+		t.Fatalf("read: %d %s", r.status, r.body)
+	}
+
+	// In flight: waits READ_WAIT for a version that never comes, then answers 503.
+	inFlight := make(chan response, 1)
+	go func() { inFlight <- p.request("GET", "/api/v1/tenants/"+id, admin, nil, "X-Min-Version", "9") }()
+	time.Sleep(100 * time.Millisecond)
 	cancel()
+	time.Sleep(100 * time.Millisecond)
+	if r := p.request("GET", "/readyz", "", nil); r.status != http.StatusServiceUnavailable || r.json(t)["status"] != "draining" {
+		t.Fatalf("readyz while draining: %d %s", r.status, r.body)
+	}
+	if r := <-inFlight; r.status != http.StatusServiceUnavailable || r.json(t)["type"] != "urn:incentives:problem:not-caught-up" {
+		t.Fatalf("the in-flight request got %d %s, want its full answer", r.status, r.body)
+	}
 	select {
 	case err := <-done:
 		if err != nil && !errors.Is(err, context.Canceled) {
@@ -202,5 +224,8 @@ func TestRunStopsGracefully(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return 15s after its context ended")
+	}
+	if _, err := http.Get(p.base + "/healthz"); err == nil {
+		t.Fatal("the API still accepts connections after Run returned")
 	}
 }
