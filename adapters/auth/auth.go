@@ -49,6 +49,10 @@ func (p Principal) Actor() string { return string(p.Role) + ":" + p.Subject }
 // wrapped cause says which, for logs that never include the token itself.
 var ErrInvalidToken = errors.New("invalid token")
 
+// ErrTokenExpired is wrapped, with ErrInvalidToken, by Verify for a token
+// that was valid once: clients should get a new one.
+var ErrTokenExpired = errors.New("token expired")
+
 // MinSecretLength is the shortest HS256 secret accepted (RFC 7518 §3.2).
 const MinSecretLength = 32
 
@@ -101,6 +105,9 @@ func (a *Authenticator) Verify(token string) (Principal, error) {
 		jwt.WithTimeFunc(a.now),
 		jwt.WithLeeway(5*time.Second),
 	)
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, ErrTokenExpired)
+	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}

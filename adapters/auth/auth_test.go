@@ -74,8 +74,12 @@ func TestVerifyRefuses(t *testing.T) {
 		"not yet valid (nbf)":  sign(jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "ops", "role": "platform-admin", "exp": exp, "nbf": now.Add(time.Hour).Unix()}),
 	}
 	for name, tok := range tests {
-		if _, err := a.Verify(tok); !errors.Is(err, auth.ErrInvalidToken) {
+		_, err := a.Verify(tok)
+		if !errors.Is(err, auth.ErrInvalidToken) {
 			t.Errorf("%s: Verify error = %v, want ErrInvalidToken", name, err)
+		}
+		if expiredErr := errors.Is(err, auth.ErrTokenExpired); expiredErr != (name == "expired") {
+			t.Errorf("%s: errors.Is(err, ErrTokenExpired) = %v", name, expiredErr)
 		}
 	}
 }

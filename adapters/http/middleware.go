@@ -118,7 +118,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		p, err := s.Verifier.Verify(strings.TrimSpace(token))
 		if err != nil {
 			detail := "the bearer token is not valid"
-			if errors.Is(err, auth.ErrInvalidToken) && strings.Contains(err.Error(), "expired") {
+			if errors.Is(err, auth.ErrTokenExpired) {
 				detail = "the bearer token has expired"
 			}
 			s.writeError(w, r, &httpError{status: http.StatusUnauthorized, typ: typeUnauthenticated, title: "Unauthenticated", detail: detail})

@@ -196,6 +196,9 @@ func TestBadRequestsGetProblemsAndWriteNothing(t *testing.T) {
 		if tt.status == 401 && r.header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: 401 without WWW-Authenticate", tt.name)
 		}
+		if tt.name == "expired token" && m["detail"] != "the bearer token has expired" {
+			t.Errorf("expired token: detail %q", m["detail"])
+		}
 	}
 	if after := p.eventCount(); after != before {
 		t.Fatalf("bad requests appended %d events", after-before)
@@ -218,6 +221,9 @@ func TestReadingAVersionNotYetProjectedIsA503(t *testing.T) {
 	p := startPlatform(t, cfg)
 	admin := p.token(auth.RolePlatformAdmin, uuid.Nil)
 	id := p.request("POST", "/api/v1/tenants", admin, `{"name":"Acme"}`).json(t)["tenantId"].(string)
+	eventually(t, "tenant projected", func() bool {
+		return p.request("GET", "/api/v1/tenants/"+id, admin, nil).status == http.StatusOK
+	})
 	r := p.request("GET", "/api/v1/tenants/"+id, admin, nil, "X-Min-Version", "9")
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || r.json(t)["type"] != "urn:incentives:problem:not-caught-up" {
 		t.Fatalf("read of a version never written: %d %v %s", r.status, r.header, r.body)
