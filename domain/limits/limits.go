@@ -101,11 +101,49 @@ func Rehydrate(history []domain.Event) (*Policy, error) {
 	return p, nil
 }
 
+// SetTenant decides the tenant-wide caps (scope GLOBAL). Setting the caps the
+// policy already has decides nothing (no events). It returns a
+// *domain.ValidationError for bad caps.
+func (p *Policy) SetTenant(caps Caps, now time.Time) ([]domain.Event, error) {
+	var v domain.Validator
+	caps.validate(&v, "")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if caps.Equal(p.tenant) {
+		return nil, nil
+	}
+	return []domain.Event{TenantSet{TenantID: p.tenantID, Caps: caps, SetAt: now.UTC()}}, nil
+}
+
+// SetUser decides the per-user caps (scope USER), like SetTenant.
+func (p *Policy) SetUser(caps Caps, now time.Time) ([]domain.Event, error) {
+	var v domain.Validator
+	caps.validate(&v, "")
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if caps.Equal(p.user) {
+		return nil, nil
+	}
+	return []domain.Event{UserSet{TenantID: p.tenantID, Caps: caps, SetAt: now.UTC()}}, nil
+}
+
+// Equal reports whether c and o cap the same things at the same values.
+func (c Caps) Equal(o Caps) bool {
+	eq := func(a, b *int64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+	return eq(c.PerDay, o.PerDay) && eq(c.PerWindow, o.PerWindow) && eq(c.Total, o.Total) && c.WindowDays == o.WindowDays
+}
+
 // Apply changes the policy by one of its events; other events are ignored.
 func (p *Policy) Apply(e domain.Event) {
 	switch e := e.(type) {
 	case Defined:
 		p.tenantID, p.tenant, p.user = e.TenantID, e.Tenant, e.User
+	case TenantSet:
+		p.tenant = e.Caps
+	case UserSet:
+		p.user = e.Caps
 	default:
 		return
 	}
@@ -124,3 +162,26 @@ type Defined struct {
 }
 
 func (Defined) EventType() string { return DefinedType }
+
+// Event type names of the limit changes.
+const (
+	TenantSetType = "limits.tenant-set.v1"
+	UserSetType   = "limits.user-set.v1"
+)
+
+// TenantSet: the tenant-wide caps (scope GLOBAL) were replaced.
+type TenantSet struct {
+	TenantID uuid.UUID
+	Caps     Caps
+	SetAt    time.Time
+}
+
+// UserSet: the per-user caps (scope USER) were replaced.
+type UserSet struct {
+	TenantID uuid.UUID
+	Caps     Caps
+	SetAt    time.Time
+}
+
+func (TenantSet) EventType() string { return TenantSetType }
+func (UserSet) EventType() string   { return UserSetType }

@@ -62,3 +62,30 @@ func TestDefine(t *testing.T) {
 		})
 	}
 }
+
+func TestSetCaps(t *testing.T) {
+	id := uuid.MustParse("0b8f9c1e-2f57-4f4e-8a1b-6c2d1e3f4a5b")
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	p, _ := limits.Rehydrate([]domain.Event{limits.Defined{TenantID: id, Tenant: limits.Caps{PerDay: ptr(100)}, User: limits.Caps{PerDay: ptr(5)}, DefinedAt: now}})
+	caps := limits.Caps{PerDay: ptr(50), PerWindow: ptr(200), WindowDays: 7}
+	got, err := p.SetTenant(caps, now)
+	if err != nil || !reflect.DeepEqual(got, []domain.Event{limits.TenantSet{TenantID: id, Caps: caps, SetAt: now}}) {
+		t.Fatalf("SetTenant = %v, %v", got, err)
+	}
+	p.Apply(got[0])
+	if again, err := p.SetTenant(limits.Caps{PerDay: ptr(50), PerWindow: ptr(200), WindowDays: 7}, now); err != nil || again != nil {
+		t.Fatalf("setting the same caps again = %v, %v; want no events", again, err)
+	}
+	user, err := p.SetUser(limits.Caps{}, now)
+	if err != nil || len(user) != 1 {
+		t.Fatalf("SetUser(unbounded) = %v, %v", user, err)
+	}
+	p.Apply(user[0])
+	if p.Version() != 3 || !p.Tenant().Equal(caps) || !p.User().Equal(limits.Caps{}) {
+		t.Fatalf("policy after changes: v%d %+v %+v", p.Version(), p.Tenant(), p.User())
+	}
+	var ve *domain.ValidationError
+	if _, err := p.SetUser(limits.Caps{PerWindow: ptr(1)}, now); !errors.As(err, &ve) || ve.Violations[0].Field != "windowDays" {
+		t.Fatalf("SetUser without a window length: %v", err)
+	}
+}
