@@ -158,3 +158,27 @@ func requireTenantAdmin(r *http.Request, tenantID uuid.UUID) error {
 	}
 	return nil
 }
+
+// actingTenant returns the tenant an admin caller acts for: its own tenant
+// for a tenant admin, uuid.Nil (any tenant) for a platform admin. Commands on
+// a tenant's resources take it as their TenantID and answer domain.ErrNotFound
+// for a resource of another tenant. Users are refused.
+func actingTenant(r *http.Request) (uuid.UUID, error) {
+	p := principalFrom(r.Context())
+	switch p.Role {
+	case auth.RolePlatformAdmin:
+		return uuid.Nil, nil
+	case auth.RoleTenantAdmin:
+		return p.TenantID, nil
+	}
+	return uuid.Nil, errForbidden
+}
+
+// requireOwner lets through a caller acting for tenant (actingTenant) when it
+// may see a resource of owner; another tenant's resource does not exist for it.
+func requireOwner(acting, owner uuid.UUID) error {
+	if acting != uuid.Nil && acting != owner {
+		return &httpError{status: http.StatusNotFound, typ: typeNotFound, title: "Not found", detail: "no such resource"}
+	}
+	return nil
+}
