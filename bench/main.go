@@ -40,6 +40,7 @@ type options struct {
 func suites() []suite {
 	return []suite{
 		{"spine", runSpine},
+		{"campaigns", runCampaigns},
 	}
 }
 

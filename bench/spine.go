@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/incentives-platform/incentives/adapters/avro"
+	"github.com/incentives-platform/incentives/adapters/jsonschema"
 	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/adapters/postgres"
 	"github.com/incentives-platform/incentives/adapters/postgres/pgtest"
@@ -48,8 +49,12 @@ func runSpine(ctx context.Context, o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	ruleSchema, err := jsonschema.LoadRuleSchema()
+	if err != nil {
+		return "", err
+	}
 	app := commands.NewApplication(commands.Dependencies{Store: store, Clock: commands.SystemClock{},
-		TenantDefaults: commands.DefaultTenantDefaults(), Logger: o.logger, Recorder: noRecorder{}})
+		TenantDefaults: commands.DefaultTenantDefaults(), Logger: o.logger, Recorder: noRecorder{}, RuleSchema: ruleSchema})
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	_, payload, err := codec.EncodeJSON(tenant.Created{TenantID: uuid.New(), Name: "Benchmark tenant", CreatedAt: now})

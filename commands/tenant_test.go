@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/incentives-platform/incentives/adapters/jsonschema"
 	"github.com/incentives-platform/incentives/adapters/memstore"
 	"github.com/incentives-platform/incentives/commands"
 	"github.com/incentives-platform/incentives/domain"
@@ -37,10 +38,18 @@ func (r *recorder) ObserveCommand(name string, _ time.Duration, outcome string) 
 
 var now = time.Date(2026, 11, 25, 9, 30, 0, 0, time.UTC)
 
+var ruleSchema = func() *jsonschema.RuleSchema {
+	s, err := jsonschema.LoadRuleSchema()
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
 func newApp(store commands.EventStore, rec commands.Recorder) commands.Application {
 	return commands.NewApplication(commands.Dependencies{
 		Store: store, Clock: fixedClock{now}, TenantDefaults: commands.DefaultTenantDefaults(),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Recorder: rec,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Recorder: rec, RuleSchema: ruleSchema,
 	})
 }
 

@@ -123,6 +123,10 @@ func EvolveLimits(cur *LimitsView, rec domain.RecordedEvent) *LimitsView {
 		if cur == nil {
 			next.CreatedAt = e.DefinedAt
 		}
+	case limits.TenantSet:
+		next.TenantID, next.Tenant, next.UpdatedAt = e.TenantID, e.Caps, e.SetAt
+	case limits.UserSet:
+		next.TenantID, next.User, next.UpdatedAt = e.TenantID, e.Caps, e.SetAt
 	}
 	next.Version = rec.Version
 	return &next

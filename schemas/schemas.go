@@ -11,3 +11,15 @@ import "embed"
 //
 //go:embed avro/*.avsc
 var Avro embed.FS
+
+// Rule is rule.schema.json, the JSON Schema (2020-12) of a campaign's rule.
+//
+//go:embed rule.schema.json
+var Rule []byte
+
+// OpenAPI is openapi.json, the OpenAPI 3.1 document of the REST API. It
+// refers to rule.schema.json by file name; adapters/http serves it at
+// /openapi.json with that schema bundled in.
+//
+//go:embed openapi.json
+var OpenAPI []byte

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/incentives-platform/incentives/domain"
+	"github.com/incentives-platform/incentives/domain/campaign"
+	"github.com/incentives-platform/incentives/domain/cohort"
 	"github.com/incentives-platform/incentives/domain/limits"
 	"github.com/incentives-platform/incentives/domain/tenant"
 	"github.com/incentives-platform/incentives/schemas"
@@ -18,6 +20,15 @@ func DomainEvents() []EventMapping {
 		{tenant.SuspendedType, tenantSuspendedToNative, tenantSuspendedFromNative},
 		{tenant.ReactivatedType, tenantReactivatedToNative, tenantReactivatedFromNative},
 		{limits.DefinedType, limitsDefinedToNative, limitsDefinedFromNative},
+		{limits.TenantSetType, limitsTenantSetToNative, limitsTenantSetFromNative},
+		{limits.UserSetType, limitsUserSetToNative, limitsUserSetFromNative},
+		{campaign.CreatedType, campaignCreatedToNative, campaignCreatedFromNative},
+		{campaign.UpdatedType, campaignUpdatedToNative, campaignUpdatedFromNative},
+		{campaign.ActivatedType, campaignActivatedToNative, campaignActivatedFromNative},
+		{campaign.PausedType, campaignPausedToNative, campaignPausedFromNative},
+		{campaign.EndedType, campaignEndedToNative, campaignEndedFromNative},
+		{cohort.CreatedType, cohortCreatedToNative, cohortCreatedFromNative},
+		{cohort.RecomputedType, cohortRecomputedToNative, cohortRecomputedFromNative},
 	}
 }
 
@@ -120,6 +131,46 @@ func limitsDefinedFromNative(m map[string]any) (domain.Event, error) {
 	tr, ur := r.record("tenant"), r.record("user")
 	e := limits.Defined{TenantID: r.uuid("tenantId"), Tenant: capsFromNative(tr), User: capsFromNative(ur), DefinedAt: r.time("definedAt")}
 	for _, err := range []error{r.err, tr.err, ur.err} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func limitsTenantSetToNative(e domain.Event) (map[string]any, error) {
+	s, ok := e.(limits.TenantSet)
+	if !ok {
+		return nil, wrongType(limits.TenantSetType, e)
+	}
+	return map[string]any{"tenantId": s.TenantID.String(), "caps": capsToNative(s.Caps), "setAt": s.SetAt}, nil
+}
+
+func limitsTenantSetFromNative(m map[string]any) (domain.Event, error) {
+	r := &record{m: m}
+	cr := r.record("caps")
+	e := limits.TenantSet{TenantID: r.uuid("tenantId"), Caps: capsFromNative(cr), SetAt: r.time("setAt")}
+	for _, err := range []error{r.err, cr.err} {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func limitsUserSetToNative(e domain.Event) (map[string]any, error) {
+	s, ok := e.(limits.UserSet)
+	if !ok {
+		return nil, wrongType(limits.UserSetType, e)
+	}
+	return map[string]any{"tenantId": s.TenantID.String(), "caps": capsToNative(s.Caps), "setAt": s.SetAt}, nil
+}
+
+func limitsUserSetFromNative(m map[string]any) (domain.Event, error) {
+	r := &record{m: m}
+	cr := r.record("caps")
+	e := limits.UserSet{TenantID: r.uuid("tenantId"), Caps: capsFromNative(cr), SetAt: r.time("setAt")}
+	for _, err := range []error{r.err, cr.err} {
 		if err != nil {
 			return nil, err
 		}

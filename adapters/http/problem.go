@@ -24,6 +24,9 @@ const (
 	typeMethodNotAllowed = "urn:incentives:problem:method-not-allowed"
 	typeInternal         = "urn:incentives:problem:internal"
 	typeNotYet           = "urn:incentives:problem:not-caught-up"
+
+	typeIdempotencyReused     = "urn:incentives:problem:idempotency-key-reused"
+	typeIdempotencyInProgress = "urn:incentives:problem:idempotency-key-in-progress"
 )
 
 // problem is an RFC 9457 problem details object.
@@ -117,7 +120,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	if err := json.NewEncoder(w).Encode(v); err != nil {
+	enc := json.NewEncoder(w)
+	// Rule conditions are full of >= and &&; this is JSON, not HTML.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		s.logger.DebugContext(r.Context(), "write response", "err", err, slog.String("path", r.URL.Path))
 	}
 }

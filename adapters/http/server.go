@@ -19,16 +19,24 @@ import (
 type Config struct {
 	// MaxBodyBytes caps request bodies. Default 1 MiB.
 	MaxBodyBytes int64
+	// CohortMaxBodyBytes caps POST /cohorts bodies, which stream up to a
+	// million user ids. Default 64 MiB.
+	CohortMaxBodyBytes int64
 	// ReadyTimeout bounds each readiness check. Default 2s.
 	ReadyTimeout time.Duration
 	// ReadWait bounds how long a read with X-Min-Version waits for its
 	// projection to catch up. Default 5s.
 	ReadWait time.Duration
+	// Idempotency configures Idempotency-Key handling (idempotency.go).
+	Idempotency IdempotencyConfig
 }
 
 func (c *Config) setDefaults() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
+	}
+	if c.CohortMaxBodyBytes == 0 {
+		c.CohortMaxBodyBytes = 64 << 20
 	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 2 * time.Second
@@ -36,6 +44,7 @@ func (c *Config) setDefaults() {
 	if c.ReadWait == 0 {
 		c.ReadWait = 5 * time.Second
 	}
+	c.Idempotency.setDefaults()
 }
 
 // TenantQueries reads the tenant read models. Errors: domain.ErrNotFound.
@@ -65,8 +74,14 @@ type Check struct {
 type Deps struct {
 	Commands commands.Application
 	Tenants  TenantQueries
+	// Campaigns serves campaign reads and the engine's campaign search.
+	Campaigns CampaignQueries
+	// Cohorts serves cohort and cohort job reads.
+	Cohorts  CohortQueries
 	Verifier Verifier
 	Observer Observer
+	// Idempotency remembers the answers of POSTs sent with an Idempotency-Key.
+	Idempotency IdempotencyStore
 	// Metrics serves /metrics; nil serves nothing there.
 	Metrics http.Handler
 	Checks  []Check
@@ -79,11 +94,20 @@ func (d Deps) Validate() error {
 	if d.Commands.CreateTenant == nil {
 		errs = append(errs, errors.New("http: Commands are required"))
 	}
+	if d.Campaigns == nil {
+		errs = append(errs, errors.New("http: Campaigns queries are required"))
+	}
+	if d.Cohorts == nil || d.Commands.CreateCohort == nil {
+		errs = append(errs, errors.New("http: Cohorts queries and cohort commands are required"))
+	}
 	if d.Tenants == nil {
 		errs = append(errs, errors.New("http: Tenants queries are required"))
 	}
 	if d.Verifier == nil {
 		errs = append(errs, errors.New("http: Verifier is required"))
+	}
+	if d.Idempotency == nil {
+		errs = append(errs, errors.New("http: Idempotency store is required"))
 	}
 	if d.Observer == nil {
 		errs = append(errs, errors.New("http: Observer is required"))
@@ -139,17 +163,32 @@ func (s *Server) routes() chi.Router {
 	})
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	r.Get("/openapi.json", s.openAPI)
 	if s.Metrics != nil {
 		r.Method(http.MethodGet, "/metrics", s.Metrics)
 	}
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.authenticate)
+		r.Use(s.idempotency) // POSTs only; after authenticate, as keys are the caller's
 		r.Post("/tenants", s.createTenant)
 		r.Get("/tenants", s.listTenants)
 		r.Get("/tenants/{tenantId}", s.getTenant)
 		r.Post("/tenants/{tenantId}:suspend", s.suspendTenant)
 		r.Post("/tenants/{tenantId}:reactivate", s.reactivateTenant)
 		r.Get("/tenants/{tenantId}/limits", s.getLimits)
+		r.Post("/tenants/{tenantId}/limits", s.setTenantLimits)
+		r.Post("/tenants/{tenantId}/user-limits", s.setUserLimits)
+		r.Get("/tenants/{tenantId}/campaigns", s.listCampaigns)
+		r.Post("/campaigns", s.createCampaign)
+		r.Get("/campaigns/search", s.searchCampaigns)
+		r.Get("/campaigns/{campaignId}", s.getCampaign)
+		r.Put("/campaigns/{campaignId}", s.updateCampaign)
+		r.Post("/campaigns/{campaignId}:activate", s.activateCampaign)
+		r.Post("/campaigns/{campaignId}:pause", s.pauseCampaign)
+		r.Post("/cohorts", s.createCohort)
+		r.Get("/cohorts/{cohortId}", s.getCohort)
+		r.Post("/cohorts/{cohortId}:recompute", s.recomputeCohort)
+		r.Get("/cohorts/{cohortId}/jobs/{jobId}", s.getCohortJob)
 	})
 	return r
 }

@@ -97,7 +97,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &domain.ValidationError{Violations: []domain.Violation{{Field: "name", Message: "is required"}}})
 		return
 	}
-	t, err := s.Commands.CreateTenant.Handle(r.Context(), commands.CreateTenant{TenantID: uuid.New(), Name: *in.Name})
+	t, err := s.Commands.CreateTenant.Handle(r.Context(), commands.CreateTenant{TenantID: newResourceID(r), Name: *in.Name})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -108,12 +108,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 
 // tenantID reads the {tenantId} path parameter.
 func tenantID(r *http.Request) (uuid.UUID, error) {
-	raw := chi.URLParam(r, "tenantId")
-	id, err := uuid.Parse(raw)
-	if err != nil || len(raw) != 36 {
-		return uuid.Nil, invalidField("tenantId", "must be a UUID such as 0b8f9c1e-2f57-4f4e-8a1b-6c2d1e3f4a5b")
-	}
-	return id, nil
+	return parseUUID("tenantId", chi.URLParam(r, "tenantId"))
 }
 
 func (s *Server) getTenant(w http.ResponseWriter, r *http.Request) {

@@ -17,12 +17,15 @@ import (
 	"github.com/incentives-platform/incentives/adapters/auth"
 	"github.com/incentives-platform/incentives/adapters/avro"
 	httpapi "github.com/incentives-platform/incentives/adapters/http"
+	"github.com/incentives-platform/incentives/adapters/jsonschema"
 	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/adapters/metrics"
 	"github.com/incentives-platform/incentives/adapters/postgres"
 	"github.com/incentives-platform/incentives/adapters/redis"
 	"github.com/incentives-platform/incentives/adapters/relay"
 	"github.com/incentives-platform/incentives/commands"
+	"github.com/incentives-platform/incentives/domain/campaign"
+	"github.com/incentives-platform/incentives/domain/cohort"
 	"github.com/incentives-platform/incentives/domain/limits"
 	"github.com/incentives-platform/incentives/domain/tenant"
 	"github.com/incentives-platform/incentives/projections"
@@ -30,7 +33,7 @@ import (
 
 // domainAggregates are the aggregates whose events the platform publishes,
 // each to ic.domain.<aggregate>.
-var domainAggregates = []string{tenant.Aggregate, limits.Aggregate}
+var domainAggregates = []string{tenant.Aggregate, limits.Aggregate, campaign.Aggregate, cohort.Aggregate}
 
 // App is one platform process: the roles of its Config, sharing one database
 // pool, one Redis pool and one Kafka publisher. NewApp acquires everything,
@@ -46,6 +49,11 @@ type App struct {
 	redis     *redis.Client
 	metrics   *metrics.Metrics
 	publisher message.Publisher
+
+	commands commands.Application
+	ender    *commands.CampaignEnder
+	// recomputer runs cohort recomputation jobs (projector role).
+	recomputer *commands.CohortRecomputer
 
 	api      *httpapi.Server
 	httpSrv  *http.Server
@@ -97,17 +105,18 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err e
 			return nil, err
 		}
 	}
+	if cfg.hasRole(roleAPI) || cfg.hasRole(roleProjector) {
+		if err := a.buildCommands(codec, messages); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.hasRole(roleProjector) {
 		if err := a.buildProjections(messages, wlog); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.hasRole(roleAPI) {
-		store, err := postgres.NewEventStore(a.db, postgres.EventStoreConfig{Codec: codec, Outbox: messages})
-		if err != nil {
-			return nil, err
-		}
-		if err := a.buildAPI(store); err != nil {
+		if err := a.buildAPI(); err != nil {
 			return nil, err
 		}
 	}
@@ -195,24 +204,43 @@ func (a *App) buildProjections(messages kafka.DomainMessages, wlog watermill.Log
 		return err
 	}
 	a.router = router
+	campaigns := postgres.NewCampaigns(a.db)
+	a.ender = commands.NewCampaignEnder(campaigns, a.commands.EndCampaign, commands.SystemClock{}, a.cfg.CampaignEndEvery,
+		a.logger.With("component", "campaign-ender"))
 	return kafka.AddProjections(router, kafka.ProjectionsConfig{Brokers: a.brokers, Messages: messages, DLQ: a.publisher, Logger: wlog},
-		projections.NewTenants(postgres.NewTenants(a.db)))
+		projections.NewTenants(postgres.NewTenants(a.db)), projections.NewCampaigns(campaigns),
+		projections.NewCohorts(postgres.NewCohorts(a.db)))
 }
 
-func (a *App) buildAPI(store commands.EventStore) error {
-	verifier, err := auth.New([]byte(a.cfg.JWTSecret), time.Now)
+// buildCommands builds the write side, which the API serves and the
+// projector's schedulers (ending campaigns) use.
+func (a *App) buildCommands(codec *avro.EventCodec, messages kafka.DomainMessages) error {
+	store, err := postgres.NewEventStore(a.db, postgres.EventStoreConfig{Codec: codec, Outbox: messages})
+	if err != nil {
+		return err
+	}
+	ruleSchema, err := jsonschema.LoadRuleSchema()
 	if err != nil {
 		return err
 	}
 	perTenant, perUser := a.cfg.TenantMaxPerDay, a.cfg.UserMaxPerDay
 	defaults := commands.TenantDefaults{Tenant: limits.Caps{PerDay: &perTenant}, User: limits.Caps{PerDay: &perUser}}
-	app := commands.NewApplication(commands.Dependencies{
+	a.commands = commands.NewApplication(commands.Dependencies{
 		Store: store, Clock: commands.SystemClock{}, TenantDefaults: defaults,
-		Logger: a.logger.With("component", "commands"), Recorder: a.metrics,
+		Logger: a.logger.With("component", "commands"), Recorder: a.metrics, RuleSchema: ruleSchema,
+		MemberSets: postgres.NewMemberSets(a.db), CohortJobs: postgres.NewCohortJobs(a.db),
 	})
-	a.api, err = httpapi.New(httpapi.Config{ReadWait: a.cfg.ReadWait}, httpapi.Deps{
-		Commands: app, Tenants: postgres.NewTenants(a.db), Verifier: verifier, Observer: a.metrics,
-		Metrics: a.metrics.Handler(), Logger: a.logger.With("component", "http"),
+	return a.buildCohortRecomputer(store)
+}
+
+func (a *App) buildAPI() error {
+	verifier, err := auth.New([]byte(a.cfg.JWTSecret), time.Now)
+	if err != nil {
+		return err
+	}
+	a.api, err = httpapi.New(httpapi.Config{ReadWait: a.cfg.ReadWait, CohortMaxBodyBytes: a.cfg.CohortMaxBodyBytes}, httpapi.Deps{
+		Commands: a.commands, Tenants: postgres.NewTenants(a.db), Campaigns: postgres.NewCampaigns(a.db), Cohorts: postgres.NewCohortReads(a.db), Verifier: verifier, Observer: a.metrics,
+		Metrics: a.metrics.Handler(), Logger: a.logger.With("component", "http"), Idempotency: postgres.NewIdempotency(a.db),
 		Checks: []httpapi.Check{
 			{Name: "postgres", Check: a.db.Ping},
 			{Name: "redis", Check: a.redis.Ping},
@@ -250,6 +278,12 @@ func (a *App) Run(ctx context.Context) error {
 	if a.router != nil {
 		g.Go(func() error { return a.router.Run(gctx) })
 		started = append(started, a.router.Running())
+	}
+	if a.ender != nil {
+		g.Go(func() error { return a.ender.Run(gctx) })
+	}
+	if a.recomputer != nil {
+		g.Go(func() error { return a.recomputer.Run(gctx) })
 	}
 	if a.httpSrv != nil {
 		g.Go(func() error {

@@ -73,6 +73,16 @@ type Config struct {
 	TenantMaxPerDay int64
 	// UserMaxPerDay is a new tenant's default USER daily cap (DEFAULT_USER_MAX_PER_DAY).
 	UserMaxPerDay int64
+	// CohortMaxBodyBytes caps the body of POST /api/v1/cohorts, which streams
+	// up to a million user ids. Default 64 MiB (COHORT_MAX_BODY_BYTES).
+	CohortMaxBodyBytes int64
+	// CohortRecomputeEvery is how old a DYNAMIC cohort's members may get
+	// before the projector role recomputes them; 0 turns the schedule off.
+	// Default 1h (COHORT_RECOMPUTE_EVERY).
+	CohortRecomputeEvery time.Duration
+	// CampaignEndEvery is how often the projector role ends campaigns whose
+	// endAt has passed. Default 5s (CAMPAIGN_END_EVERY).
+	CampaignEndEvery time.Duration
 }
 
 // bindConnections binds the settings every command that talks to the
@@ -100,6 +110,9 @@ func (c *Config) bind(b *binder) {
 	b.duration(&c.ReadWait, "read-wait", 5*time.Second, "how long a read with X-Min-Version waits for its projection to catch up")
 	b.int64(&c.TenantMaxPerDay, "default-tenant-max-per-day", 100_000, "daily reward cap of a new tenant (scope GLOBAL)")
 	b.int64(&c.UserMaxPerDay, "default-user-max-per-day", 10, "daily reward cap per user of a new tenant (scope USER)")
+	b.int64(&c.CohortMaxBodyBytes, "cohort-max-body-bytes", 64<<20, "largest body of POST /api/v1/cohorts (a streamed list of user ids)")
+	b.duration(&c.CohortRecomputeEvery, "cohort-recompute-every", time.Hour, "recompute DYNAMIC cohorts whose members are older than this (0: never on a schedule)")
+	b.duration(&c.CampaignEndEvery, "campaign-end-every", 5*time.Second, "how often campaigns whose endAt has passed are ended")
 }
 
 // Validate reports every problem of c.
@@ -118,6 +131,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadWait <= 0 {
 		errs = append(errs, errors.New("READ_WAIT must be positive"))
+	}
+	if c.CampaignEndEvery <= 0 {
+		errs = append(errs, errors.New("CAMPAIGN_END_EVERY must be positive"))
+	}
+	if c.CohortMaxBodyBytes < 0 || c.CohortRecomputeEvery < 0 {
+		errs = append(errs, errors.New("COHORT_MAX_BODY_BYTES and COHORT_RECOMPUTE_EVERY must not be negative"))
 	}
 	if c.KafkaPartitions < 1 {
 		errs = append(errs, errors.New("KAFKA_PARTITIONS must be at least 1"))

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/incentives-platform/incentives/adapters/avro"
+	"github.com/incentives-platform/incentives/adapters/jsonschema"
 	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/adapters/kafka/kafkatest"
 	"github.com/incentives-platform/incentives/adapters/postgres"
@@ -69,6 +70,16 @@ func startProcess(t *testing.T, env []string, args ...string) *process {
 		}
 	})
 	return p
+}
+
+// mustRuleSchema loads the campaign rule schema every command application needs.
+func mustRuleSchema(t *testing.T) *jsonschema.RuleSchema {
+	t.Helper()
+	s, err := jsonschema.LoadRuleSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 type nopRecorder struct{}
@@ -133,7 +144,7 @@ func TestRelayKilledMidStreamLosesNothingAndKeepsStreamOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	app := commands.NewApplication(commands.Dependencies{Store: store, Clock: commands.SystemClock{},
-		TenantDefaults: commands.DefaultTenantDefaults(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Recorder: nopRecorder{}})
+		TenantDefaults: commands.DefaultTenantDefaults(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Recorder: nopRecorder{}, RuleSchema: mustRuleSchema(t)})
 	relayEnv := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + broker.Addr(), "ROLES=relay", "LOG_LEVEL=warn", "KAFKA_PARTITIONS=4"}
 	collected := kafkatest.Collect(t, broker.Brokers(), "ic.domain.tenant", "ic.domain.limits")
 

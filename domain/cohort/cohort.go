@@ -110,6 +110,8 @@ type Cohort struct {
 	computedAt   time.Time
 	createdAt    time.Time
 	version      int64
+	// lastJob is the recomputation job whose members are current.
+	lastJob uuid.UUID
 }
 
 // ID returns the cohort's id.
@@ -132,6 +134,10 @@ func (c *Cohort) CreatedAt() time.Time { return c.createdAt }
 
 // Version returns how many events the cohort's stream holds.
 func (c *Cohort) Version() int64 { return c.version }
+
+// LastJob returns the recomputation job whose members are current, or
+// uuid.Nil if none is (a STATIC cohort, or a DYNAMIC one never computed).
+func (c *Cohort) LastJob() uuid.UUID { return c.lastJob }
 
 // Create decides a new cohort. A STATIC cohort needs its stored member set
 // (members, at most MaxStaticMembers); a DYNAMIC one a rule that compiles.
@@ -177,11 +183,26 @@ func Create(id, tenantID uuid.UUID, def Definition, members Members, now time.Ti
 
 // Recompute decides that job's computed member set replaces the current one.
 // Only DYNAMIC cohorts are recomputed (domain.ErrInvalidTransition otherwise).
+//
+// A job whose result is already recorded decides nothing: a job runner that
+// crashed after recording and runs the job again must not record it twice.
 func (c *Cohort) Recompute(job uuid.UUID, members Members, now time.Time) ([]domain.Event, error) {
-	if c.def.Kind != Dynamic {
-		return nil, fmt.Errorf("cohort %s is %s; only DYNAMIC cohorts are recomputed: %w", c.id, c.def.Kind, domain.ErrInvalidTransition)
+	if err := c.Recomputable(); err != nil {
+		return nil, err
+	}
+	if job != uuid.Nil && job == c.lastJob {
+		return nil, nil
 	}
 	return []domain.Event{Recomputed{CohortID: c.id, JobID: job, Members: members, ComputedAt: now.UTC()}}, nil
+}
+
+// Recomputable reports whether the cohort's members can be recomputed:
+// domain.ErrInvalidTransition for a STATIC cohort, whose list is fixed.
+func (c *Cohort) Recomputable() error {
+	if c.def.Kind != Dynamic {
+		return fmt.Errorf("cohort %s is %s; only DYNAMIC cohorts are recomputed: %w", c.id, c.def.Kind, domain.ErrInvalidTransition)
+	}
+	return nil
 }
 
 // Rehydrate rebuilds a cohort from its events; domain.ErrNotFound for none.
@@ -207,7 +228,7 @@ func (c *Cohort) Apply(e domain.Event) {
 			c.computedAt = e.CreatedAt
 		}
 	case Recomputed:
-		c.members, c.computedAt = e.Members, e.ComputedAt
+		c.members, c.computedAt, c.lastJob = e.Members, e.ComputedAt, e.JobID
 	default:
 		return
 	}

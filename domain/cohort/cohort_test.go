@@ -87,3 +87,21 @@ func TestValidateUserID(t *testing.T) {
 		}
 	}
 }
+
+func TestRecomputeRecordsAJobOnce(t *testing.T) {
+	job := uuid.New()
+	c, _ := cohort.Rehydrate([]domain.Event{cohort.Created{CohortID: id, TenantID: tenant, Name: "d", Kind: cohort.Dynamic, Rule: "true", CreatedAt: now}})
+	if err := c.Recomputable(); err != nil || c.LastJob() != uuid.Nil {
+		t.Fatalf("new dynamic cohort: Recomputable() = %v, LastJob() = %v", err, c.LastJob())
+	}
+	first, err := c.Recompute(job, cohort.Members{Generation: uuid.New(), Count: 1}, now)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("Recompute = %v, %v", first, err)
+	}
+	c.Apply(first[0])
+	// The runner crashed after recording and runs the job again with a new set.
+	again, err := c.Recompute(job, cohort.Members{Generation: uuid.New(), Count: 2}, now.Add(time.Minute))
+	if err != nil || len(again) != 0 || c.LastJob() != job {
+		t.Fatalf("recompute of a recorded job = %v, %v (last job %v)", again, err, c.LastJob())
+	}
+}

@@ -58,10 +58,11 @@ func (c Caps) validate(v *domain.Validator, prefix string) {
 
 // Policy is a tenant's current limits, rebuilt from its events.
 type Policy struct {
-	tenantID uuid.UUID
-	tenant   Caps
-	user     Caps
-	version  int64
+	tenantID  uuid.UUID
+	tenant    Caps
+	user      Caps
+	updatedAt time.Time
+	version   int64
 }
 
 // TenantID returns the tenant the policy belongs to.
@@ -72,6 +73,10 @@ func (p *Policy) Tenant() Caps { return p.tenant }
 
 // User returns the caps over each user's rewards (scope USER).
 func (p *Policy) User() Caps { return p.user }
+
+// UpdatedAt returns when the policy last changed: what a reader of the limits
+// read model sees as its updatedAt, so a command's answer equals a later read.
+func (p *Policy) UpdatedAt() time.Time { return p.updatedAt }
 
 // Version returns how many events the policy's stream holds.
 func (p *Policy) Version() int64 { return p.version }
@@ -139,11 +144,11 @@ func (c Caps) Equal(o Caps) bool {
 func (p *Policy) Apply(e domain.Event) {
 	switch e := e.(type) {
 	case Defined:
-		p.tenantID, p.tenant, p.user = e.TenantID, e.Tenant, e.User
+		p.tenantID, p.tenant, p.user, p.updatedAt = e.TenantID, e.Tenant, e.User, e.DefinedAt
 	case TenantSet:
-		p.tenant = e.Caps
+		p.tenant, p.updatedAt = e.Caps, e.SetAt
 	case UserSet:
-		p.user = e.Caps
+		p.user, p.updatedAt = e.Caps, e.SetAt
 	default:
 		return
 	}
