@@ -41,6 +41,7 @@ func suites() []suite {
 	return []suite{
 		{"spine", runSpine},
 		{"campaigns", runCampaigns},
+		{"limits", runLimits},
 	}
 }
 

@@ -6,7 +6,9 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -32,6 +34,21 @@ func Open(ctx context.Context, url string) (*Client, error) {
 
 // Ping checks that Redis answers.
 func (c *Client) Ping(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
+
+// ServerVersion returns the version Redis reports (INFO server), for
+// reports such as the benchmarks'.
+func (c *Client) ServerVersion(ctx context.Context) (string, error) {
+	info, err := c.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return "", fmt.Errorf("redis info: %w", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+			return v, nil
+		}
+	}
+	return "", errors.New("redis info: no redis_version")
+}
 
 // Close closes the pool.
 func (c *Client) Close() error { return c.rdb.Close() }

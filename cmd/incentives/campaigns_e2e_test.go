@@ -120,10 +120,19 @@ func TestCampaignLifecycleEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Its events reached the campaign topic, keyed by campaign id.
-	recs := kafkatest.ReadUntil(t, p.app.Brokers(), 15*time.Second, func(rs []kafkatest.Record) bool { return len(rs) >= 3 }, "ic.domain.campaign")
-	if recs[0].Key != id || recs[0].Headers["event-type"] != "campaign.created.v1" || recs[0].Headers["tenant-id"] != tenantID {
-		t.Fatalf("first campaign record %+v", recs[0])
+	// Its events reached the campaign topic, keyed by campaign id, in order.
+	var versions []string
+	kafkatest.ReadUntil(t, p.app.Brokers(), 15*time.Second, func(rs []kafkatest.Record) bool {
+		versions = versions[:0]
+		for _, r := range rs {
+			if r.Key == id && r.Headers["tenant-id"] == tenantID {
+				versions = append(versions, r.Headers["event-type"]+"@"+r.Headers["stream-version"])
+			}
+		}
+		return len(versions) >= 3
+	}, "ic.domain.campaign")
+	if want := "[campaign.created.v1@1 campaign.updated.v1@2 campaign.activated.v1@3]"; fmt.Sprint(versions) != want {
+		t.Fatalf("records of the campaign: %v, want %s", versions, want)
 	}
 }
 
