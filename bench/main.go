@@ -24,6 +24,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/incentives-platform/incentives/adapters/postgres/pgtest"
 )
 
 // suite is one section of BENCHMARKS.md.
@@ -67,6 +69,8 @@ func main() {
 }
 
 func run(ctx context.Context, o options, only, write string, out io.Writer) error {
+	// Suites clone their databases from one migrated template, made once.
+	defer func() { _ = pgtest.DropTemplate() }()
 	for _, s := range suites() {
 		if only != "" && s.name != only {
 			continue

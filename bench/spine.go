@@ -34,7 +34,7 @@ func runSpine(ctx context.Context, o options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer func() { _ = drop(); _ = pgtest.DropTemplate() }()
+	defer func() { _ = drop() }()
 	db, err := postgres.Open(ctx, dbURL)
 	if err != nil {
 		return "", err

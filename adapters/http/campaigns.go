@@ -218,24 +218,27 @@ func (s *Server) updateCampaign(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) activateCampaign(w http.ResponseWriter, r *http.Request) {
-	var body struct{}
-	acting, id, version, err := s.campaignCommandInput(w, r, &body, true)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	c, err := s.Commands.ActivateCampaign.Handle(r.Context(), commands.ActivateCampaign{TenantID: acting, CampaignID: id, IfMatch: version})
-	s.answerCampaign(w, r, c, err)
+	s.campaignTransition(w, r, func(ctx context.Context, acting, id uuid.UUID, version *int64) (*campaign.Campaign, error) {
+		return s.Commands.ActivateCampaign.Handle(ctx, commands.ActivateCampaign{TenantID: acting, CampaignID: id, IfMatch: version})
+	})
 }
 
 func (s *Server) pauseCampaign(w http.ResponseWriter, r *http.Request) {
+	s.campaignTransition(w, r, func(ctx context.Context, acting, id uuid.UUID, version *int64) (*campaign.Campaign, error) {
+		return s.Commands.PauseCampaign.Handle(ctx, commands.PauseCampaign{TenantID: acting, CampaignID: id, IfMatch: version})
+	})
+}
+
+// campaignTransition serves a lifecycle command: no body, or an empty one.
+func (s *Server) campaignTransition(w http.ResponseWriter, r *http.Request,
+	do func(ctx context.Context, acting, id uuid.UUID, version *int64) (*campaign.Campaign, error)) {
 	var body struct{}
 	acting, id, version, err := s.campaignCommandInput(w, r, &body, true)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	c, err := s.Commands.PauseCampaign.Handle(r.Context(), commands.PauseCampaign{TenantID: acting, CampaignID: id, IfMatch: version})
+	c, err := do(r.Context(), acting, id, version)
 	s.answerCampaign(w, r, c, err)
 }
 
@@ -319,12 +322,10 @@ func (s *Server) listCampaigns(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := campaignListDTO{Items: make([]campaignDTO, 0, len(views))}
-	if len(views) > limit {
-		views = views[:limit]
-		last := views[limit-1]
-		out.NextCursor = encodeTenantCursor(projections.TenantKey{CreatedAt: last.CreatedAt, ID: last.CampaignID})
-	}
+	views, next := page(views, limit, func(v projections.CampaignView) projections.TenantKey {
+		return projections.TenantKey{CreatedAt: v.CreatedAt, ID: v.CampaignID}
+	})
+	out := campaignListDTO{Items: make([]campaignDTO, 0, len(views)), NextCursor: next}
 	for _, v := range views {
 		out.Items = append(out.Items, campaignFromView(v))
 	}

@@ -167,16 +167,24 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := tenantListDTO{Items: make([]tenantDTO, 0, len(views))}
-	if len(views) > limit {
-		views = views[:limit]
-		last := views[limit-1]
-		out.NextCursor = encodeTenantCursor(projections.TenantKey{CreatedAt: last.CreatedAt, ID: last.TenantID})
-	}
+	views, next := page(views, limit, func(v projections.TenantView) projections.TenantKey {
+		return projections.TenantKey{CreatedAt: v.CreatedAt, ID: v.TenantID}
+	})
+	out := tenantListDTO{Items: make([]tenantDTO, 0, len(views)), NextCursor: next}
 	for _, v := range views {
 		out.Items = append(out.Items, tenantFromView(v))
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
+}
+
+// page cuts views, read with limit+1, to one page and returns the cursor of
+// the next page, or "" on the last one.
+func page[V any](views []V, limit int, key func(V) projections.TenantKey) ([]V, string) {
+	if len(views) <= limit {
+		return views, ""
+	}
+	views = views[:limit]
+	return views, encodeTenantCursor(key(views[limit-1]))
 }
 
 func pageSize(r *http.Request) (int, error) {

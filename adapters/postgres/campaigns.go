@@ -15,6 +15,7 @@ import (
 
 	"github.com/incentives-platform/incentives/domain"
 	"github.com/incentives-platform/incentives/domain/campaign"
+	"github.com/incentives-platform/incentives/domain/rules"
 	"github.com/incentives-platform/incentives/projections"
 )
 
@@ -71,7 +72,7 @@ func canonicalJSON(raw []byte) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("rule_json: %w", err)
 	}
-	return json.Marshal(v)
+	return rules.CanonicalJSON(v), nil
 }
 
 func nullTime(t time.Time) *time.Time {

@@ -59,7 +59,7 @@ func printBanner(w io.Writer, cfg *Config, app *App) {
 	if addr := app.HTTPAddr(); addr != "" {
 		base := "http://" + displayAddr(addr)
 		fmt.Fprintf(w, "  API       %s/api/v1      health %s/healthz   readiness %s/readyz\n", base, base, base)
-		fmt.Fprintf(w, "  Metrics   %s/metrics\n", base)
+		fmt.Fprintf(w, "  Metrics   %s/metrics      OpenAPI %s/openapi.json\n", base, base)
 		kind := "external"
 		if app.broker != nil {
 			kind = "embedded, in memory: gone when this process stops"
@@ -68,7 +68,12 @@ func printBanner(w io.Writer, cfg *Config, app *App) {
 		fmt.Fprintf(w, "\nTry it (in another terminal):\n")
 		fmt.Fprintf(w, "  export TOKEN=$(%s token --role platform-admin)\n", bin)
 		fmt.Fprintf(w, "  curl -s -X POST %s/api/v1/tenants -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' -d '{\"name\":\"Acme\"}'\n", base)
-		fmt.Fprintf(w, "  %s tail ic.domain.tenant\n\n", bin)
+		// tail looks for the broker where the default configuration puts it.
+		tailEnv := ""
+		if brokers := strings.Join(app.Brokers(), ","); brokers != defaultEmbeddedAddr {
+			tailEnv = "KAFKA_BROKERS=" + brokers + " "
+		}
+		fmt.Fprintf(w, "  %s%s tail ic.domain.tenant\n\n", tailEnv, bin)
 	}
 }
 

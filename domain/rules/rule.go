@@ -226,11 +226,20 @@ func (r Rule) Document() []byte {
 			doc["windowDays"] = r.WindowDays
 		}
 	}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		panic(fmt.Sprintf("rules: marshal a map of strings and numbers: %v", err)) // cannot happen
+	return CanonicalJSON(doc)
+}
+
+// CanonicalJSON writes v as a rule document is stored and shown: object keys
+// sorted, no insignificant space, and conditions' <, > and & as themselves
+// (encoding/json would write \u003e, which is JSON but unreadable in a rule).
+func CanonicalJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(fmt.Sprintf("rules: marshal a document of maps, strings and numbers: %v", err)) // cannot happen
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 func rewardDocument(r Reward) map[string]any {
