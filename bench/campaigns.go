@@ -259,5 +259,5 @@ func benchAPIDeps(app commands.Application, db *postgres.DB, authn *auth.Authent
 	m := metrics.New()
 	return httpapi.Deps{Commands: app, Tenants: postgres.NewTenants(db), Campaigns: postgres.NewCampaigns(db),
 		Verifier: authn, Observer: m, Logger: slog.New(slog.DiscardHandler), Idempotency: postgres.NewIdempotency(db),
-		Cohorts: postgres.NewCohortReads(db)}
+		Cohorts: postgres.NewCohortReads(db), Decisions: postgres.NewDecisions(db)}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/incentives-platform/incentives/domain"
 	"github.com/incentives-platform/incentives/domain/campaign"
 	"github.com/incentives-platform/incentives/domain/cohort"
+	"github.com/incentives-platform/incentives/domain/incentive"
 	"github.com/incentives-platform/incentives/domain/limits"
 	"github.com/incentives-platform/incentives/domain/tenant"
 	"github.com/incentives-platform/incentives/schemas"
@@ -29,6 +30,7 @@ func DomainEvents() []EventMapping {
 		{campaign.EndedType, campaignEndedToNative, campaignEndedFromNative},
 		{cohort.CreatedType, cohortCreatedToNative, cohortCreatedFromNative},
 		{cohort.RecomputedType, cohortRecomputedToNative, cohortRecomputedFromNative},
+		{incentive.IssuedType, incentiveIssuedToNative, incentiveIssuedFromNative},
 	}
 }
 

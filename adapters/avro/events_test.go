@@ -13,11 +13,13 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/linkedin/goavro/v2"
+	"github.com/shopspring/decimal"
 
 	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/domain"
 	"github.com/incentives-platform/incentives/domain/campaign"
 	"github.com/incentives-platform/incentives/domain/cohort"
+	"github.com/incentives-platform/incentives/domain/incentive"
 	"github.com/incentives-platform/incentives/domain/limits"
 	"github.com/incentives-platform/incentives/domain/rules"
 	"github.com/incentives-platform/incentives/domain/tenant"
@@ -61,6 +63,9 @@ func sampleEvents() []domain.Event {
 		cohort.Created{CohortID: id, TenantID: id, Name: "VIPs", Kind: cohort.Static,
 			Members: cohort.Members{Generation: id, Count: 1_000_000}, CreatedAt: at},
 		cohort.Recomputed{CohortID: id, JobID: id, Members: cohort.Members{Generation: id, Count: 42}, ComputedAt: at},
+		incentive.Issued{IncentiveID: id, DecisionID: uuid.MustParse("d343e96a-796f-5966-b5b2-d2c8210a6f5e"), TenantID: id,
+			CampaignID: id, CampaignVersion: 3, UserID: "user-42", SourceEventID: id, RewardType: rules.RewardCashback,
+			RewardCurrency: "INR", RewardAmount: decimal.RequireFromString("12.75"), IssuedAt: at},
 	}
 }
 

@@ -429,7 +429,14 @@ func TestOpenAPIOperationsAreComplete(t *testing.T) {
 			if p["required"] != true {
 				t.Errorf("%s: path parameter %s is not required", o, name)
 			}
-			if s := derefObject(t, doc, p["schema"]); s["format"] != "uuid" {
+			// Ids are UUIDs, except a user's: the tenant's own opaque
+			// string (DESIGN.md §11), URL-escaped in the path.
+			switch s := derefObject(t, doc, p["schema"]); {
+			case name == "userId":
+				if s["type"] != "string" || s["maxLength"] != json.Number("128") {
+					t.Errorf("%s: path parameter userId is not a string of at most 128 bytes", o)
+				}
+			case s["format"] != "uuid":
 				t.Errorf("%s: path parameter %s is not a uuid", o, name)
 			}
 		}

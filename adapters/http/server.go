@@ -77,9 +77,11 @@ type Deps struct {
 	// Campaigns serves campaign reads and the engine's campaign search.
 	Campaigns CampaignQueries
 	// Cohorts serves cohort and cohort job reads.
-	Cohorts  CohortQueries
-	Verifier Verifier
-	Observer Observer
+	Cohorts CohortQueries
+	// Decisions serves the engine's decisions about a user.
+	Decisions DecisionQueries
+	Verifier  Verifier
+	Observer  Observer
 	// Idempotency remembers the answers of POSTs sent with an Idempotency-Key.
 	Idempotency IdempotencyStore
 	// Metrics serves /metrics; nil serves nothing there.
@@ -99,6 +101,9 @@ func (d Deps) Validate() error {
 	}
 	if d.Cohorts == nil || d.Commands.CreateCohort == nil {
 		errs = append(errs, errors.New("http: Cohorts queries and cohort commands are required"))
+	}
+	if d.Decisions == nil {
+		errs = append(errs, errors.New("http: Decisions queries are required"))
 	}
 	if d.Tenants == nil {
 		errs = append(errs, errors.New("http: Tenants queries are required"))
@@ -178,6 +183,7 @@ func (s *Server) routes() chi.Router {
 		r.Get("/tenants/{tenantId}/limits", s.getLimits)
 		r.Post("/tenants/{tenantId}/limits", s.setTenantLimits)
 		r.Post("/tenants/{tenantId}/user-limits", s.setUserLimits)
+		r.Get("/tenants/{tenantId}/users/{userId}/decisions", s.listUserDecisions)
 		r.Get("/tenants/{tenantId}/campaigns", s.listCampaigns)
 		r.Post("/campaigns", s.createCampaign)
 		r.Get("/campaigns/search", s.searchCampaigns)

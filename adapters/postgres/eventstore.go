@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/incentives-platform/incentives/domain"
 )
@@ -134,12 +135,11 @@ func ignoreTxDone(err error) error {
 }
 
 func (s *EventStore) appendTx(ctx context.Context, tx *sql.Tx, meta domain.Metadata, appends []domain.StreamAppend) ([]domain.RecordedEvent, error) {
-	md := metadataJSON{CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, Actor: meta.Actor}
 	var tenantID any
 	if meta.TenantID != uuid.Nil {
-		tenantID, md.TenantID = meta.TenantID, meta.TenantID.String()
+		tenantID = meta.TenantID
 	}
-	metaJSON, err := json.Marshal(md)
+	metaJSON, err := json.Marshal(encodeMetadata(meta))
 	if err != nil {
 		return nil, err
 	}
@@ -224,25 +224,151 @@ func conflictOrErr(err error) error {
 	return fmt.Errorf("append: %w", err)
 }
 
+// maxOutboxInsert bounds the messages of one outbox INSERT: watermill-sql
+// binds three parameters per message, and Postgres takes at most 65535.
+const maxOutboxInsert = 10_000
+
 // publishToOutbox writes the events' messages through watermill-sql into the
 // same transaction, wrapped in forwarder envelopes that name each message's
-// Kafka topic.
+// Kafka topic. Each run of consecutive messages bound for one topic is one
+// Publish, so one INSERT: the rows are the same, in the same order, as one
+// Publish per message would write, in far fewer round trips.
 func (s *EventStore) publishToOutbox(tx *sql.Tx, recorded []domain.RecordedEvent) error {
 	pub, err := wsql.NewPublisher(tx, wsql.PublisherConfig{SchemaAdapter: s.schema}, nil)
 	if err != nil {
 		return err
 	}
 	outbox := forwarder.NewPublisher(pub, forwarder.PublisherConfig{ForwarderTopic: OutboxTopic})
+	var (
+		runTopic string
+		run      []*message.Message
+	)
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		if err := outbox.Publish(runTopic, run...); err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		run = run[:0]
+		return nil
+	}
 	for _, rec := range recorded {
 		topic, msg, err := s.cfg.Outbox.OutboxMessage(rec)
 		if err != nil {
 			return fmt.Errorf("outbox message of %s v%d: %w", rec.Stream, rec.Version, err)
 		}
-		if err := outbox.Publish(topic, msg); err != nil {
-			return fmt.Errorf("outbox: %w", err)
+		if topic != runTopic || len(run) == maxOutboxInsert {
+			if err := flush(); err != nil {
+				return err
+			}
+			runTopic = topic
 		}
+		run = append(run, msg)
 	}
-	return nil
+	return flush()
+}
+
+// streamCreate is one new stream of a bulk append: one event, at version 1,
+// with metadata of its own (the streams of one batch belong to many tenants).
+type streamCreate struct {
+	Meta   domain.Metadata
+	Stream domain.StreamID
+	Event  domain.Event
+}
+
+// createStreamsTx records many new single-event streams in tx, with their
+// outbox messages, in one INSERT and one outbox INSERT per topic run: what
+// appendTx would write for each as a StreamAppend at ExpectedVersion 0, but
+// without a statement per stream (the engine issues thousands per batch).
+// A stream that exists already meets the (stream_id, version) constraint:
+// the error wraps domain.ErrVersionConflict and tx is no longer usable.
+// Positions follow the order of creates, as appendTx's would.
+func (s *EventStore) createStreamsTx(ctx context.Context, tx *sql.Tx, creates []streamCreate) ([]domain.RecordedEvent, error) {
+	if len(creates) == 0 {
+		return nil, nil
+	}
+	n := len(creates)
+	var (
+		eventIDs, aggIDs     = make([]uuid.UUID, n), make([]uuid.UUID, n)
+		streams, aggs, types = make([]string, n), make([]string, n), make([]string, n)
+		schemaVersions       = make([]int32, n)
+		tenants              = make([]pgtype.UUID, n)
+		payloads, metas      = make([]string, n), make([]string, n)
+		recs                 = make([]domain.RecordedEvent, n)
+		index                = make(map[uuid.UUID]int, n)
+		metaJSON             = map[domain.Metadata]string{}
+	)
+	for i, c := range creates {
+		schemaVersion, payload, err := s.cfg.Codec.EncodeJSON(c.Event)
+		if err != nil {
+			return nil, fmt.Errorf("append to %s: %w", c.Stream, err)
+		}
+		md, ok := metaJSON[c.Meta]
+		if !ok {
+			b, err := json.Marshal(encodeMetadata(c.Meta))
+			if err != nil {
+				return nil, err
+			}
+			md = string(b)
+			metaJSON[c.Meta] = md
+		}
+		recs[i] = domain.RecordedEvent{EventID: domain.EventID(c.Stream, 1), Stream: c.Stream, Version: 1, Event: c.Event, Metadata: c.Meta}
+		if _, dup := index[recs[i].EventID]; dup {
+			return nil, fmt.Errorf("stream %s created twice in one append: %w", c.Stream, domain.ErrVersionConflict)
+		}
+		index[recs[i].EventID] = i
+		eventIDs[i], streams[i], aggs[i], aggIDs[i] = recs[i].EventID, c.Stream.String(), c.Stream.Aggregate, c.Stream.ID
+		types[i], schemaVersions[i], payloads[i], metas[i] = c.Event.EventType(), int32(schemaVersion), string(payload), md
+		tenants[i] = pgtype.UUID{Bytes: c.Meta.TenantID, Valid: c.Meta.TenantID != uuid.Nil}
+	}
+	rows, err := tx.QueryContext(ctx, `
+		INSERT INTO event_store (event_id, stream_id, aggregate, aggregate_id, version, event_type, schema_version, tenant_id, payload, metadata)
+		SELECT e.event_id, e.stream_id, e.aggregate, e.aggregate_id, 1, e.event_type, e.schema_version, e.tenant_id, e.payload::jsonb, e.metadata::jsonb
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::int[], $7::uuid[], $8::text[], $9::text[])
+		     WITH ORDINALITY AS e(event_id, stream_id, aggregate, aggregate_id, event_type, schema_version, tenant_id, payload, metadata, ord)
+		ORDER BY e.ord
+		RETURNING event_id, position, recorded_at`,
+		eventIDs, streams, aggs, aggIDs, types, schemaVersions, tenants, payloads, metas)
+	if err != nil {
+		return nil, conflictOrErr(err)
+	}
+	defer rows.Close()
+	got := 0
+	for rows.Next() {
+		var (
+			id  uuid.UUID
+			pos int64
+			at  time.Time
+		)
+		if err := rows.Scan(&id, &pos, &at); err != nil {
+			return nil, err
+		}
+		i, ok := index[id]
+		if !ok {
+			return nil, fmt.Errorf("append: the store returned event %s, which was not appended", id)
+		}
+		recs[i].Position, recs[i].RecordedAt = pos, at.UTC()
+		got++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, conflictOrErr(err)
+	}
+	if got != n {
+		return nil, fmt.Errorf("append: %d of %d new streams recorded", got, n)
+	}
+	if err := s.publishToOutbox(tx, recs); err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+func encodeMetadata(meta domain.Metadata) metadataJSON {
+	md := metadataJSON{CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, Actor: meta.Actor}
+	if meta.TenantID != uuid.Nil {
+		md.TenantID = meta.TenantID.String()
+	}
+	return md
 }
 
 type metadataJSON struct {

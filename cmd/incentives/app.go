@@ -26,6 +26,7 @@ import (
 	"github.com/incentives-platform/incentives/commands"
 	"github.com/incentives-platform/incentives/domain/campaign"
 	"github.com/incentives-platform/incentives/domain/cohort"
+	"github.com/incentives-platform/incentives/domain/incentive"
 	"github.com/incentives-platform/incentives/domain/limits"
 	"github.com/incentives-platform/incentives/domain/tenant"
 	"github.com/incentives-platform/incentives/projections"
@@ -33,7 +34,7 @@ import (
 
 // domainAggregates are the aggregates whose events the platform publishes,
 // each to ic.domain.<aggregate>.
-var domainAggregates = []string{tenant.Aggregate, limits.Aggregate, campaign.Aggregate, cohort.Aggregate}
+var domainAggregates = []string{tenant.Aggregate, limits.Aggregate, campaign.Aggregate, cohort.Aggregate, incentive.Aggregate}
 
 // App is one platform process: the roles of its Config, sharing one database
 // pool, one Redis pool and one Kafka publisher. NewApp acquires everything,
@@ -54,6 +55,7 @@ type App struct {
 	ender    *commands.CampaignEnder
 	// recomputer runs cohort recomputation jobs (projector role).
 	recomputer *commands.CohortRecomputer
+	engine     *engineRole
 
 	api      *httpapi.Server
 	httpSrv  *http.Server
@@ -81,13 +83,13 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err e
 	if err := a.openPostgres(ctx); err != nil {
 		return nil, err
 	}
-	if cfg.hasRole(roleAPI) {
+	if cfg.hasRole(roleAPI) || cfg.hasRole(roleEngine) {
 		if a.redis, err = redis.Open(ctx, cfg.RedisURL); err != nil {
 			return nil, err
 		}
 		a.closers = append(a.closers, a.redis.Close)
 	}
-	_, codec, err := avro.LoadPlatform()
+	registry, codec, err := avro.LoadPlatform()
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +107,17 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err e
 			return nil, err
 		}
 	}
+	store, err := postgres.NewEventStore(a.db, postgres.EventStoreConfig{Codec: codec, Outbox: messages})
+	if err != nil {
+		return nil, err
+	}
 	if cfg.hasRole(roleAPI) || cfg.hasRole(roleProjector) {
-		if err := a.buildCommands(codec, messages); err != nil {
+		if err := a.buildCommands(store); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.hasRole(roleEngine) {
+		if err := a.buildEngine(registry, store); err != nil {
 			return nil, err
 		}
 	}
@@ -214,11 +225,7 @@ func (a *App) buildProjections(messages kafka.DomainMessages, wlog watermill.Log
 
 // buildCommands builds the write side, which the API serves and the
 // projector's schedulers (ending campaigns) use.
-func (a *App) buildCommands(codec *avro.EventCodec, messages kafka.DomainMessages) error {
-	store, err := postgres.NewEventStore(a.db, postgres.EventStoreConfig{Codec: codec, Outbox: messages})
-	if err != nil {
-		return err
-	}
+func (a *App) buildCommands(store *postgres.EventStore) error {
 	ruleSchema, err := jsonschema.LoadRuleSchema()
 	if err != nil {
 		return err
@@ -239,7 +246,7 @@ func (a *App) buildAPI() error {
 		return err
 	}
 	a.api, err = httpapi.New(httpapi.Config{ReadWait: a.cfg.ReadWait, CohortMaxBodyBytes: a.cfg.CohortMaxBodyBytes}, httpapi.Deps{
-		Commands: a.commands, Tenants: postgres.NewTenants(a.db), Campaigns: postgres.NewCampaigns(a.db), Cohorts: postgres.NewCohortReads(a.db), Verifier: verifier, Observer: a.metrics,
+		Commands: a.commands, Tenants: postgres.NewTenants(a.db), Campaigns: postgres.NewCampaigns(a.db), Cohorts: postgres.NewCohortReads(a.db), Decisions: postgres.NewDecisions(a.db), Verifier: verifier, Observer: a.metrics,
 		Metrics: a.metrics.Handler(), Logger: a.logger.With("component", "http"), Idempotency: postgres.NewIdempotency(a.db),
 		Checks: []httpapi.Check{
 			{Name: "postgres", Check: a.db.Ping},
@@ -281,6 +288,21 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.ender != nil {
 		g.Go(func() error { return a.ender.Run(gctx) })
+	}
+	if a.engine != nil {
+		g.Go(func() error { return a.engine.catalog.Run(gctx) })
+		g.Go(func() error {
+			// Deciding before the first catalog load would decide nothing
+			// for every event and log them as done.
+			select {
+			case <-a.engine.catalog.Loaded():
+			case <-gctx.Done():
+				return nil
+			}
+			return a.engine.consumer.Run(gctx)
+		})
+		g.Go(func() error { return a.engine.republisher.Run(gctx) })
+		started = append(started, a.engine.catalog.Loaded())
 	}
 	if a.recomputer != nil {
 		g.Go(func() error { return a.recomputer.Run(gctx) })

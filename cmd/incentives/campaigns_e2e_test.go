@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/incentives-platform/incentives/adapters/auth"
 	"github.com/incentives-platform/incentives/adapters/kafka/kafkatest"
+	"github.com/incentives-platform/incentives/adapters/redis"
 )
 
 const purchaseRule = `{"action":"PURCHASE","condition":"event.payload.amount >= 100","reward":{"type":"CASHBACK","currency":"INR","amount":"50"}}`
@@ -22,7 +24,28 @@ func (p *testPlatform) newTenant(name string) string {
 	if r.status != http.StatusCreated {
 		p.t.Fatalf("create tenant: %d %s", r.status, r.body)
 	}
-	return r.json(p.t)["tenantId"].(string)
+	id := r.json(p.t)["tenantId"].(string)
+	p.t.Cleanup(func() { forgetTenantInRedis(p.t, p.cfg.RedisURL, uuid.MustParse(id)) })
+	return id
+}
+
+// forgetTenantInRedis deletes the tenant's limit counters and remembered
+// decisions, so tests leave Redis as they found it.
+func forgetTenantInRedis(t *testing.T, url string, tenant uuid.UUID) {
+	ctx := context.Background()
+	c, err := redis.Open(ctx, url)
+	if err != nil {
+		t.Errorf("redis: %v", err)
+		return
+	}
+	defer c.Close()
+	l, err := redis.NewLimiter(c, redis.LimiterConfig{})
+	if err == nil {
+		_, err = l.ForgetTenant(ctx, tenant)
+	}
+	if err != nil {
+		t.Errorf("forget tenant %s in redis: %v", tenant, err)
+	}
 }
 
 func TestCampaignLifecycleEndToEnd(t *testing.T) {

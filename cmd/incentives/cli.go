@@ -31,6 +31,7 @@ func commandList() []command {
 		{"token", "print a signed development JWT", runToken},
 		{"broker", "run the embedded Kafka-protocol broker alone", runBroker},
 		{"tail", "print a topic's records as JSON lines", runTail},
+		{"loadgen", "produce realistic action events to tenant-events, for load tests", runLoadgen},
 		{"version", "print the build version", runVersion},
 	}
 }

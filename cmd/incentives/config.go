@@ -26,9 +26,10 @@ const (
 	roleAPI       = "api"
 	roleProjector = "projector"
 	roleRelay     = "relay"
+	roleEngine    = "engine"
 )
 
-var allRoles = []string{roleAPI, roleProjector, roleRelay}
+var allRoles = []string{roleAPI, roleEngine, roleProjector, roleRelay}
 
 // Config is everything serve needs. Every field is an environment variable
 // and a flag (bind); the defaults are DESIGN.md §10's.
@@ -80,6 +81,17 @@ type Config struct {
 	// before the projector role recomputes them; 0 turns the schedule off.
 	// Default 1h (COHORT_RECOMPUTE_EVERY).
 	CohortRecomputeEvery time.Duration
+	// EngineMaxBatch is the most action events the engine decides in one
+	// transaction. Default 5000 (ENGINE_MAX_BATCH).
+	EngineMaxBatch int
+	// EngineSessionTimeout is how long the engine's consumer group waits for
+	// a silent member before moving its partitions: the pause a crashed
+	// engine causes. Default 10s; brokers refuse less than their
+	// group.min.session.timeout.ms, 6s by default (ENGINE_SESSION_TIMEOUT).
+	EngineSessionTimeout time.Duration
+	// EngineCatalogRefresh is how often the engine reloads campaigns, tenants
+	// and cohorts: how soon a change reaches it. Default 500ms (ENGINE_CATALOG_REFRESH).
+	EngineCatalogRefresh time.Duration
 	// CampaignEndEvery is how often the projector role ends campaigns whose
 	// endAt has passed. Default 5s (CAMPAIGN_END_EVERY).
 	CampaignEndEvery time.Duration
@@ -112,6 +124,9 @@ func (c *Config) bind(b *binder) {
 	b.int64(&c.UserMaxPerDay, "default-user-max-per-day", 10, "daily reward cap per user of a new tenant (scope USER)")
 	b.int64(&c.CohortMaxBodyBytes, "cohort-max-body-bytes", 64<<20, "largest body of POST /api/v1/cohorts (a streamed list of user ids)")
 	b.duration(&c.CohortRecomputeEvery, "cohort-recompute-every", time.Hour, "recompute DYNAMIC cohorts whose members are older than this (0: never on a schedule)")
+	b.int(&c.EngineMaxBatch, "engine-max-batch", 5000, "most action events the engine decides in one transaction")
+	b.duration(&c.EngineSessionTimeout, "engine-session-timeout", 10*time.Second, "how long the engine's consumer group waits for a silent member before moving its partitions")
+	b.duration(&c.EngineCatalogRefresh, "engine-catalog-refresh", 500*time.Millisecond, "how often the engine reloads campaigns, tenants and cohorts")
 	b.duration(&c.CampaignEndEvery, "campaign-end-every", 5*time.Second, "how often campaigns whose endAt has passed are ended")
 }
 
@@ -131,6 +146,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ReadWait <= 0 {
 		errs = append(errs, errors.New("READ_WAIT must be positive"))
+	}
+	if c.EngineMaxBatch < 1 {
+		errs = append(errs, errors.New("ENGINE_MAX_BATCH must be at least 1"))
+	}
+	if c.EngineCatalogRefresh <= 0 {
+		errs = append(errs, errors.New("ENGINE_CATALOG_REFRESH must be positive"))
 	}
 	if c.CampaignEndEvery <= 0 {
 		errs = append(errs, errors.New("CAMPAIGN_END_EVERY must be positive"))

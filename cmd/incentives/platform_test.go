@@ -24,6 +24,7 @@ import (
 // on its own database, embedded broker and HTTP port.
 type testPlatform struct {
 	t    *testing.T
+	cfg  Config
 	app  *App
 	base string
 	db   *postgres.DB
@@ -45,6 +46,7 @@ func testConfig(t *testing.T) Config {
 		HTTPAddr: "127.0.0.1:0", JWTSecret: devJWTSecret, Roles: strings.Join(allRoles, ","),
 		LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 10 * time.Second, OutboxKeep: time.Hour, ReadWait: 5 * time.Second,
 		TenantMaxPerDay: 100_000, UserMaxPerDay: 10, CampaignEndEvery: 100 * time.Millisecond,
+		EngineMaxBatch: 1000, EngineCatalogRefresh: 100 * time.Millisecond, EngineSessionTimeout: 6 * time.Second,
 	}
 }
 
@@ -84,7 +86,7 @@ func startPlatform(t *testing.T, cfg Config) *testPlatform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testPlatform{t: t, app: app, base: "http://" + app.HTTPAddr(), db: db, auth: a}
+	return &testPlatform{t: t, cfg: cfg, app: app, base: "http://" + app.HTTPAddr(), db: db, auth: a}
 }
 
 // testWriter sends log lines to the test's log, shown only when it fails.

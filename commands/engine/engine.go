@@ -1,0 +1,215 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/incentives-platform/incentives/domain/engine"
+	"github.com/incentives-platform/incentives/domain/rules"
+	"github.com/incentives-platform/incentives/domain/tenant"
+)
+
+// Engine decides a batch of action events at a time. Process may be called
+// from several goroutines (one per consumer), each with its own batch.
+type Engine struct {
+	store   BatchStore
+	catalog *Catalog
+	limiter Limiter
+}
+
+// New returns an engine; it panics on a nil dependency.
+func New(store BatchStore, catalog *Catalog, limiter Limiter) *Engine {
+	if store == nil || catalog == nil || limiter == nil {
+		panic("engine: New needs a store, a catalog and a limiter")
+	}
+	return &Engine{store: store, catalog: catalog, limiter: limiter}
+}
+
+// candidate is one (event, campaign) pair of a batch.
+type candidate struct {
+	event    *engine.ActionEvent
+	campaign *engine.Campaign
+}
+
+// Process decides events and records everything in one transaction. It
+// returns the incentives it issued, for the caller to publish; events the
+// log already held (a redelivery) decide nothing and issue nothing. On an
+// error nothing was recorded, and the caller retries the batch: the limiter
+// gives a retried decision the answer it gave before.
+func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []engine.Incentive, err error) {
+	tx, err := e.store.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("engine: begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			err = errors.Join(err, tx.Rollback(context.WithoutCancel(ctx)))
+		}
+	}()
+	fresh, err := tx.LogEvents(ctx, events)
+	if err != nil {
+		return nil, fmt.Errorf("engine: log events: %w", err)
+	}
+	idx := e.catalog.current()
+	var (
+		work        []candidate
+		memberKeys  []MemberKey
+		progressKey []ProgressKey
+		seenMember  = map[MemberKey]bool{}
+		seenQuest   = map[ProgressKey]bool{}
+	)
+	for i := range fresh {
+		ev := &fresh[i]
+		cs := idx.campaigns(ev.TenantID, ev.ActionCode)
+		for j := range cs {
+			c := &cs[j]
+			work = append(work, candidate{ev, c})
+			if c.CohortID != uuid.Nil {
+				k := MemberKey{Generation: idx.cohorts[c.CohortID], UserID: ev.UserID}
+				if k.Generation != uuid.Nil && !seenMember[k] {
+					seenMember[k] = true
+					memberKeys = append(memberKeys, k)
+				}
+			}
+			if c.Rule.Kind == rules.Quest {
+				k := ProgressKey{CampaignID: c.ID, UserID: ev.UserID}
+				if !seenQuest[k] {
+					seenQuest[k] = true
+					progressKey = append(progressKey, k)
+				}
+			}
+		}
+	}
+	if len(work) == 0 {
+		return nil, e.commit(ctx, tx, &committed)
+	}
+	members := map[MemberKey]bool{}
+	if len(memberKeys) > 0 {
+		if members, err = tx.Members(ctx, memberKeys); err != nil {
+			return nil, fmt.Errorf("engine: cohort members: %w", err)
+		}
+	}
+	progress := map[ProgressKey]engine.QuestProgress{}
+	if len(progressKey) > 0 {
+		if progress, err = tx.LockProgress(ctx, progressKey); err != nil {
+			return nil, fmt.Errorf("engine: quest progress: %w", err)
+		}
+	}
+
+	q := &quests{progress: progress, changed: map[ProgressKey]bool{}}
+	decisions, asks, reqs := e.decide(idx, work, members, q)
+	var incentives []engine.Incentive
+	if len(reqs) > 0 {
+		answers, err := e.limiter.CheckAndIncr(ctx, reqs)
+		if err != nil {
+			return nil, fmt.Errorf("engine: limits: %w", err)
+		}
+		for i, a := range answers {
+			d := &decisions[asks[i]]
+			d.Limits = &answers[i]
+			if a.Granted {
+				incentives = append(incentives, engine.NewIncentive(d.Decision))
+				continue
+			}
+			d.Outcome = engine.OutcomeLimited
+			if a.RefusedBy != nil {
+				d.Reason = fmt.Sprintf("%s %s limit of %d reached", a.RefusedBy.Scope, a.RefusedBy.Kind, a.RefusedBy.Cap)
+			}
+			q.refuseCompletion(d.Decision)
+		}
+	}
+	var save []engine.QuestProgress
+	for k := range q.changed {
+		save = append(save, q.progress[k])
+	}
+	if len(save) > 0 {
+		if err := tx.SaveProgress(ctx, save); err != nil {
+			return nil, fmt.Errorf("engine: save quest progress: %w", err)
+		}
+	}
+	if err := tx.Record(ctx, decisions, incentives); err != nil {
+		return nil, fmt.Errorf("engine: record decisions: %w", err)
+	}
+	return incentives, e.commit(ctx, tx, &committed)
+}
+
+func (e *Engine) commit(ctx context.Context, tx BatchTx, committed *bool) error {
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("engine: commit: %w", err)
+	}
+	*committed = true
+	return nil
+}
+
+// quests is the batch's quest progress, threaded through its events in order.
+type quests struct {
+	progress map[ProgressKey]engine.QuestProgress
+	changed  map[ProgressKey]bool
+}
+
+func (q *quests) get(k ProgressKey) *engine.QuestProgress {
+	if p, ok := q.progress[k]; ok {
+		return &p
+	}
+	return nil
+}
+
+func (q *quests) set(k ProgressKey, p engine.QuestProgress) {
+	q.progress[k], q.changed[k] = p, true
+}
+
+// refuseCompletion undoes a quest's completion that was not paid (limits,
+// a suspended tenant), so the user's next quest event tries again.
+func (q *quests) refuseCompletion(d engine.Decision) {
+	k := ProgressKey{CampaignID: d.CampaignID, UserID: d.UserID}
+	if p := q.get(k); p != nil && !p.Completed.IsZero() {
+		q.set(k, engine.CompleteRefused(*p))
+	}
+}
+
+// decide evaluates every candidate in batch order and returns the
+// decisions with, for each would-be reward, its index among them and its
+// limit request.
+func (e *Engine) decide(idx *catalogIndex, work []candidate, members map[MemberKey]bool, q *quests) ([]RecordedDecision, []int, []LimitRequest) {
+	var (
+		decisions []RecordedDecision
+		asks      []int
+		reqs      []LimitRequest
+	)
+	var (
+		varsOf *engine.ActionEvent
+		vars   map[string]any
+	)
+	for _, w := range work {
+		ev, c := w.event, w.campaign
+		if ev != varsOf { // candidates come grouped by event: build its CEL variables once
+			varsOf, vars = ev, engine.EventVars(*ev)
+		}
+		inCohort := true
+		if c.CohortID != uuid.Nil {
+			inCohort = members[MemberKey{Generation: idx.cohorts[c.CohortID], UserID: ev.UserID}]
+		}
+		pk := ProgressKey{CampaignID: c.ID, UserID: ev.UserID}
+		d, next := engine.EvaluateVars(*ev, vars, *c, inCohort, q.get(pk))
+		if next != nil {
+			q.set(pk, *next)
+		}
+		if d.Outcome == engine.OutcomeIssued {
+			t, ok := idx.tenants[ev.TenantID]
+			if !ok || t.Status != tenant.StatusActive {
+				d.Outcome, d.Reason = engine.OutcomeTenantSuspended, "the tenant is not active"
+				q.refuseCompletion(d)
+			} else {
+				asks = append(asks, len(decisions))
+				reqs = append(reqs, LimitRequest{DecisionID: d.ID, TenantID: ev.TenantID, UserID: ev.UserID, At: ev.EventTs,
+					Tenant: t.Tenant, User: t.User})
+			}
+		}
+		decisions = append(decisions, RecordedDecision{Decision: d})
+	}
+	return decisions, asks, reqs
+}

@@ -1,0 +1,151 @@
+// Package engine is the incentive engine's application service: it turns a
+// batch of action events into decisions and incentives, exactly once
+// (DESIGN.md §§4, 7, 8). The decisions themselves are domain/engine's; this
+// package orders the work around them:
+//
+//  1. In one database transaction, log the batch's events; the ones the log
+//     already held were processed by a committed batch and are skipped, so a
+//     redelivered event changes nothing.
+//  2. Match each new event against the in-memory catalog of active
+//     campaigns (no query per event), load the cohort memberships and quest
+//     progress the batch needs in one query each, and evaluate.
+//  3. Ask the limits last, for every would-be reward of the batch in one
+//     pipelined call; the limiter is idempotent per decision id, so a batch
+//     retried after a failed commit gets the same answers.
+//  4. Write progress, every decision, and each incentive with its
+//     IncentiveIssued event and outbox row; commit.
+//  5. Only then does the caller publish the incentives to
+//     incentive-generated, mark them published, and commit the Kafka offsets.
+//     Incentives committed but never marked published are published again by
+//     the republisher.
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/incentives-platform/incentives/domain/engine"
+	"github.com/incentives-platform/incentives/domain/limits"
+	"github.com/incentives-platform/incentives/domain/tenant"
+)
+
+// TenantState is what the engine needs to know of a tenant.
+type TenantState struct {
+	Status tenant.Status
+	// Tenant and User are the effective caps (tenant_limit read model).
+	Tenant, User limits.Caps
+}
+
+// Snapshot is the catalog at one moment: every ACTIVE campaign with its
+// compiled rule, every tenant's state, and each cohort's current member set.
+type Snapshot struct {
+	Campaigns []engine.Campaign
+	Tenants   map[uuid.UUID]TenantState
+	// CohortMembers maps a cohort id to its current member-set generation
+	// (uuid.Nil: never computed, so nobody is a member).
+	CohortMembers map[uuid.UUID]uuid.UUID
+}
+
+// CatalogSource loads a full Snapshot from the read models. Implementations
+// must be safe for concurrent use. Campaign rules come back compiled; a
+// campaign whose rule no longer parses is left out and reported in errors
+// of its own, never failing the whole load.
+type CatalogSource interface {
+	LoadSnapshot(ctx context.Context) (Snapshot, error)
+}
+
+// MemberKey asks whether UserID is in the member set Generation.
+type MemberKey struct {
+	Generation uuid.UUID
+	UserID     string
+}
+
+// ProgressKey names one user's progress in one QUEST campaign.
+type ProgressKey struct {
+	CampaignID uuid.UUID
+	UserID     string
+}
+
+// BatchStore opens the one transaction a batch is written in.
+type BatchStore interface {
+	Begin(ctx context.Context) (BatchTx, error)
+}
+
+// BatchTx is one batch's transaction. Methods are called in the order
+// listed, from one goroutine. After an error the caller calls Rollback.
+type BatchTx interface {
+	// LogEvents records events in the action-event log and returns, in
+	// their order, those it did not hold before. A concurrent transaction
+	// logging the same event makes this one wait for it, then skip it.
+	LogEvents(ctx context.Context, events []engine.ActionEvent) ([]engine.ActionEvent, error)
+	// Members returns the keys whose user is in the member set.
+	Members(ctx context.Context, keys []MemberKey) (map[MemberKey]bool, error)
+	// LockProgress locks and returns the progress of the given quests; a
+	// key without progress yet is absent from the map.
+	LockProgress(ctx context.Context, keys []ProgressKey) (map[ProgressKey]engine.QuestProgress, error)
+	// SaveProgress writes the progress that changed.
+	SaveProgress(ctx context.Context, progress []engine.QuestProgress) error
+	// Record writes every decision (with the limit answer of those that
+	// asked) and, for the issued ones, the incentive rows and their
+	// IncentiveIssued events with outbox rows.
+	Record(ctx context.Context, decisions []RecordedDecision, incentives []engine.Incentive) error
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// RecordedDecision is a decision with the limit state it saw, if it asked.
+type RecordedDecision struct {
+	engine.Decision
+	Limits *LimitAnswer
+}
+
+// LimitRequest asks the limits for one would-be reward.
+type LimitRequest struct {
+	DecisionID uuid.UUID
+	TenantID   uuid.UUID
+	UserID     string
+	// At is the event's time: days and windows are the event's, so a
+	// redelivery lands in the same counters.
+	At           time.Time
+	Tenant, User limits.Caps
+}
+
+// LimitCounter is one counter a limit check read.
+type LimitCounter struct {
+	// Scope is GLOBAL or USER; Kind is DAY, WINDOW or TOTAL.
+	Scope, Kind string
+	Cap         int64
+	// Seen is the counter's value before this decision.
+	Seen int64
+}
+
+// LimitAnswer is the limits' verdict on one request.
+type LimitAnswer struct {
+	Granted bool
+	// RefusedBy is the counter at its cap, when refused.
+	RefusedBy *LimitCounter
+	Counters  []LimitCounter
+}
+
+// Limiter checks and counts rewards against the limits, all or nothing per
+// request and idempotent per decision id. Safe for concurrent use.
+type Limiter interface {
+	CheckAndIncr(ctx context.Context, reqs []LimitRequest) ([]LimitAnswer, error)
+}
+
+// IncentivePublisher publishes issued incentives to incentive-generated
+// (key userId) and returns once the broker has them all.
+type IncentivePublisher interface {
+	PublishIncentives(ctx context.Context, incentives []engine.Incentive) error
+}
+
+// PublishLog is INCENTIVE_EVENT_LOG: which incentives reached
+// incentive-generated, and which committed ones have not yet.
+type PublishLog interface {
+	MarkPublished(ctx context.Context, ids []uuid.UUID, at time.Time) error
+	// Unpublished returns up to limit incentives issued before olderThan
+	// that were never marked published.
+	Unpublished(ctx context.Context, olderThan time.Time, limit int) ([]engine.Incentive, error)
+}
