@@ -1,10 +1,11 @@
 // Command incentives is the whole platform in one binary:
 //
-//	incentives serve     run the platform (roles api, projector, relay)
+//	incentives serve     run the platform (roles api, engine, projector, relay)
 //	incentives migrate   apply database migrations
 //	incentives token     print a signed development JWT
 //	incentives broker    run the embedded Kafka-protocol broker alone
 //	incentives tail      print a topic's records as JSON lines
+//	incentives loadgen   produce realistic action events, for load tests
 //	incentives version   print the build version
 //
 // Every setting is an environment variable and a flag of the same name
