@@ -12,16 +12,25 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/commands"
 )
 
-var _ commands.Recorder = (*Metrics)(nil)
+var (
+	_ commands.Recorder    = (*Metrics)(nil)
+	_ kafka.EngineObserver = (*Metrics)(nil)
+)
 
 // Metrics is safe for concurrent use.
 type Metrics struct {
 	registry *prometheus.Registry
 	commands *prometheus.HistogramVec
 	requests *prometheus.HistogramVec
+
+	engineEvents     *prometheus.CounterVec
+	engineIncentives prometheus.Counter
+	engineRetries    prometheus.Counter
+	engineBatches    *prometheus.HistogramVec
 }
 
 // New returns the platform's metrics, with Go runtime and process collectors.
@@ -36,9 +45,22 @@ func New() *Metrics {
 			Name: "incentives_http_request_duration_seconds", Help: "HTTP request latency by method, route pattern and status code.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"method", "route", "status"}),
+		engineEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "incentives_engine_events_total", Help: "Action events the engine took from tenant-events, by result (decided, or dead-lettered as invalid).",
+		}, []string{"result"}),
+		engineIncentives: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "incentives_engine_incentives_total", Help: "Incentives the engine issued and published.",
+		}),
+		engineRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "incentives_engine_batch_retries_total", Help: "Failed attempts at deciding a batch (each retried until it succeeds).",
+		}),
+		engineBatches: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "incentives_engine_batch_duration_seconds", Help: "Time from a batch's poll to its commit (stage total), and inside the decision transaction (stage decide).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}, []string{"stage"}),
 	}
 	m.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.commands, m.requests)
+		m.commands, m.requests, m.engineEvents, m.engineIncentives, m.engineRetries, m.engineBatches)
 	return m
 }
 
@@ -54,6 +76,18 @@ func (m *Metrics) ObserveCommand(command string, took time.Duration, outcome str
 // ("/api/v1/tenants/{tenantId}"), never the raw path, to bound cardinality.
 func (m *Metrics) ObserveRequest(method, route string, status int, took time.Duration) {
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Observe(took.Seconds())
+}
+
+// BatchCommitted implements kafka.EngineObserver.
+func (m *Metrics) BatchCommitted(s kafka.BatchStats) {
+	m.engineEvents.WithLabelValues("decided").Add(float64(s.Records - s.Invalid))
+	m.engineEvents.WithLabelValues("invalid").Add(float64(s.Invalid))
+	m.engineIncentives.Add(float64(s.Incentives))
+	if s.Attempts > 1 {
+		m.engineRetries.Add(float64(s.Attempts - 1))
+	}
+	m.engineBatches.WithLabelValues("total").Observe(s.Total.Seconds())
+	m.engineBatches.WithLabelValues("decide").Observe(s.Handle.Seconds())
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -208,6 +208,12 @@ func TestEngineRewardsSimpleQuestAndCohortCampaigns(t *testing.T) {
 	if string(dlq[0].Value) != "not avro" || dlq[0].Headers["error"] == "" {
 		t.Fatalf("dead letter %+v", dlq[0])
 	}
+	// Operators see the same counts.
+	eventually(t, "engine metrics", func() bool {
+		m := string(p.request("GET", "/metrics", "", nil).body)
+		return strings.Contains(m, fmt.Sprintf("incentives_engine_incentives_total %d\n", len(want))) &&
+			strings.Contains(m, `incentives_engine_events_total{result="invalid"} 1`+"\n")
+	})
 }
 
 func assertIncentives(t *testing.T, got, want map[string]issued) {
