@@ -47,9 +47,9 @@ func (a *App) buildEngine(registry *avro.Registry, store *postgres.EventStore) e
 	a.closers = append(a.closers, func() error { publisher.Close(); return nil })
 	published := postgres.NewPublishLog(a.db)
 	consumer, err := kafka.NewEngineConsumer(kafka.EngineConsumerConfig{
-		Brokers: a.brokers, Registry: registry, Logger: logger, MaxPollRecords: a.cfg.EngineMaxBatch,
-		SessionTimeout: a.cfg.EngineSessionTimeout,
-		Handler:        decide.Process, Publisher: publisher,
+		Brokers: a.brokers, Registry: registry, Logger: logger, Observer: a.metrics,
+		MaxPollRecords: a.cfg.EngineMaxBatch, SessionTimeout: a.cfg.EngineSessionTimeout,
+		Handler: decide.Process, Publisher: publisher,
 		AfterPublish: func(ctx context.Context, incentives []engine.Incentive) error {
 			return published.MarkPublished(ctx, incentiveIDs(incentives), time.Now())
 		},

@@ -209,8 +209,18 @@ func TestEngineRewardsSimpleQuestAndCohortCampaigns(t *testing.T) {
 		t.Fatalf("dead letter %+v", dlq[0])
 	}
 	// Operators see the same counts.
+	var m string
+	defer func() {
+		if t.Failed() {
+			for _, l := range strings.Split(m, "\n") {
+				if strings.HasPrefix(l, "incentives_engine") {
+					t.Log(l)
+				}
+			}
+		}
+	}()
 	eventually(t, "engine metrics", func() bool {
-		m := string(p.request("GET", "/metrics", "", nil).body)
+		m = string(p.request("GET", "/metrics", "", nil).body)
 		return strings.Contains(m, fmt.Sprintf("incentives_engine_incentives_total %d\n", len(want))) &&
 			strings.Contains(m, `incentives_engine_events_total{result="invalid"} 1`+"\n")
 	})
