@@ -6,14 +6,14 @@ BIN     := bin/incentives
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test build services bench lint clean
+.PHONY: run test build services chromium bench lint clean
 
 ## run: start the whole platform in one process (API, projections, relay, embedded Kafka)
 run: services build
 	./$(BIN) serve --migrate
 
 ## test: the full suite, against real PostgreSQL, Redis and the embedded Kafka broker over TCP
-test: services lint
+test: services chromium lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 ## build: compile bin/incentives
@@ -23,6 +23,10 @@ build:
 ## services: make sure PostgreSQL and Redis answer (start or install them if needed)
 services:
 	@scripts/services.sh
+
+## chromium: make sure headless Chromium is there for the /ws/demo browser test
+chromium:
+	@scripts/chromium.sh
 
 ## bench: run the benchmarks and write their figures into BENCHMARKS.md
 bench: services

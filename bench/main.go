@@ -44,6 +44,8 @@ func suites() []suite {
 		{"spine", runSpine},
 		{"campaigns", runCampaigns},
 		{"limits", runLimits},
+		{"engine", runEngine},
+		{"dcm", runDCM},
 	}
 }
 

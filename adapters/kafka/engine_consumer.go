@@ -90,9 +90,13 @@ type EngineConsumerConfig struct {
 	// soon it notices a rebalance (a new engine joining). Default 3s.
 	HeartbeatInterval time.Duration
 	// SessionTimeout is how long the group waits for a silent member (a
-	// killed process) before its partitions move to the others: the
-	// longest pause a crash causes. Default 10s.
+	// killed process) before its partitions move to the others. Default 10s.
 	SessionTimeout time.Duration
+	// RebalanceTimeout is how long a rebalance waits for every member to
+	// rejoin: a member killed mid-rebalance holds the group that long, so
+	// it bounds the pause a crash causes, and it must outlast a batch (a
+	// member finishes its batch before it rejoins). Default 3 × SessionTimeout.
+	RebalanceTimeout time.Duration
 }
 
 func (c *EngineConsumerConfig) setDefaults() {
@@ -122,6 +126,9 @@ func (c *EngineConsumerConfig) setDefaults() {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = 10 * time.Second
+	}
+	if c.RebalanceTimeout == 0 {
+		c.RebalanceTimeout = 3 * c.SessionTimeout
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = min(3*time.Second, c.SessionTimeout/3)
@@ -213,6 +220,7 @@ func (c *EngineConsumer) Run(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.HeartbeatInterval(c.cfg.HeartbeatInterval),
 		kgo.SessionTimeout(c.cfg.SessionTimeout),
+		kgo.RebalanceTimeout(c.cfg.RebalanceTimeout),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 			c.log.Info("partitions assigned", "partitions", assigned[c.cfg.Topic])
 		}),

@@ -99,3 +99,9 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) GaugeFunc(name, help string, read func() float64) {
 	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, read))
 }
+
+// CounterFunc registers a counter whose value is read when scraped; read
+// must never go down.
+func (m *Metrics) CounterFunc(name, help string, read func() float64) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, read))
+}

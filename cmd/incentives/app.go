@@ -56,6 +56,7 @@ type App struct {
 	// recomputer runs cohort recomputation jobs (projector role).
 	recomputer *commands.CohortRecomputer
 	engine     *engineRole
+	dcm        *dcmRole
 
 	api      *httpapi.Server
 	httpSrv  *http.Server
@@ -128,6 +129,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err e
 	}
 	if cfg.hasRole(roleAPI) {
 		if err := a.buildAPI(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.hasRole(roleDCM) {
+		if err := a.buildDCM(registry, wlog); err != nil {
 			return nil, err
 		}
 	}
@@ -306,6 +312,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if a.recomputer != nil {
 		g.Go(func() error { return a.recomputer.Run(gctx) })
+	}
+	if a.dcm != nil {
+		g.Go(func() error { return a.dcm.Run(gctx) })
+		started = append(started, a.dcm.Ready())
 	}
 	if a.httpSrv != nil {
 		g.Go(func() error {

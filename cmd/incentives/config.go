@@ -27,9 +27,10 @@ const (
 	roleProjector = "projector"
 	roleRelay     = "relay"
 	roleEngine    = "engine"
+	roleDCM       = "dcm"
 )
 
-var allRoles = []string{roleAPI, roleEngine, roleProjector, roleRelay}
+var allRoles = []string{roleAPI, roleEngine, roleProjector, roleRelay, roleDCM}
 
 // Config is everything serve needs. Every field is an environment variable
 // and a flag (bind); the defaults are DESIGN.md §10's.
@@ -86,7 +87,8 @@ type Config struct {
 	EngineMaxBatch int
 	// EngineSessionTimeout is how long the engine's consumer group waits for
 	// a silent member before moving its partitions: the pause a crashed
-	// engine causes. Default 10s; brokers refuse less than their
+	// engine causes (a crash during a rebalance: up to three times this).
+	// Default 10s; brokers refuse less than their
 	// group.min.session.timeout.ms, 6s by default (ENGINE_SESSION_TIMEOUT).
 	EngineSessionTimeout time.Duration
 	// EngineCatalogRefresh is how often the engine reloads campaigns, tenants
@@ -95,6 +97,23 @@ type Config struct {
 	// CampaignEndEvery is how often the projector role ends campaigns whose
 	// endAt has passed. Default 5s (CAMPAIGN_END_EVERY).
 	CampaignEndEvery time.Duration
+	// WSAddr serves the dcm role's WebSocket endpoint /ws, its demo page
+	// /ws/demo, /metrics and /healthz. Default :8081 (WS_ADDR).
+	WSAddr string
+	// WSAllowedOrigins is the comma-separated origins (scheme://host[:port],
+	// or *) whose browser pages may open sockets besides pages of the
+	// socket's own host. Default none (WS_ALLOWED_ORIGINS).
+	WSAllowedOrigins string
+	// WSMaxConnectionsPerUser caps one user's sockets on one DCM instance.
+	// Default 8; 0 means the default (WS_MAX_CONNECTIONS_PER_USER).
+	WSMaxConnectionsPerUser int
+	// WSSendQueue is how many frames may wait for one socket before it is
+	// closed as too slow (1013). Default 256; 0 means the default (WS_SEND_QUEUE).
+	WSSendQueue int
+	// DCMInstanceID names this DCM instance: its consumer group is
+	// dcm.<id>. Default: the host name and a random suffix, new at every
+	// start (DCM_INSTANCE_ID).
+	DCMInstanceID string
 }
 
 // bindConnections binds the settings every command that talks to the
@@ -128,6 +147,11 @@ func (c *Config) bind(b *binder) {
 	b.duration(&c.EngineSessionTimeout, "engine-session-timeout", 10*time.Second, "how long the engine's consumer group waits for a silent member before moving its partitions")
 	b.duration(&c.EngineCatalogRefresh, "engine-catalog-refresh", 500*time.Millisecond, "how often the engine reloads campaigns, tenants and cohorts")
 	b.duration(&c.CampaignEndEvery, "campaign-end-every", 5*time.Second, "how often campaigns whose endAt has passed are ended")
+	b.string(&c.WSAddr, "ws-addr", ":8081", "listen address of the WebSocket notifications (/ws), the demo page (/ws/demo), /metrics and /healthz (dcm role)")
+	b.string(&c.WSAllowedOrigins, "ws-allowed-origins", "", "comma-separated origins (https://app.example.com, or *) whose pages may open sockets, besides the socket's own host")
+	b.int(&c.WSMaxConnectionsPerUser, "ws-max-connections-per-user", 8, "most sockets one user may hold open on one DCM instance")
+	b.int(&c.WSSendQueue, "ws-send-queue", 256, "frames that may wait for one socket before it is closed as too slow")
+	b.string(&c.DCMInstanceID, "dcm-instance-id", "", "this DCM instance's name, in its consumer group dcm.<id> (default: host name and a random suffix)")
 }
 
 // Validate reports every problem of c.
@@ -162,6 +186,9 @@ func (c *Config) Validate() error {
 	if c.KafkaPartitions < 1 {
 		errs = append(errs, errors.New("KAFKA_PARTITIONS must be at least 1"))
 	}
+	if c.WSMaxConnectionsPerUser < 0 || c.WSSendQueue < 0 {
+		errs = append(errs, errors.New("WS_MAX_CONNECTIONS_PER_USER and WS_SEND_QUEUE must not be negative"))
+	}
 	if c.TenantMaxPerDay < 0 || c.UserMaxPerDay < 0 {
 		errs = append(errs, errors.New("default daily caps must not be negative"))
 	}
@@ -185,6 +212,17 @@ func (c *Config) roleList() []string {
 }
 
 func (c *Config) hasRole(role string) bool { return slices.Contains(c.roleList(), role) }
+
+// wsOrigins returns WS_ALLOWED_ORIGINS as a list.
+func (c *Config) wsOrigins() []string {
+	var out []string
+	for _, o := range strings.Split(c.WSAllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
 
 // brokerList returns the configured brokers, or nil for the embedded broker.
 func (c *Config) brokerList() []string {

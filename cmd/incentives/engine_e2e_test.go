@@ -106,10 +106,21 @@ func (p *testPlatform) activeCampaign(token, body string) string {
 	return id
 }
 
-// waitForEngineCatalog waits until the search shows n active campaigns for
-// action, then for the engine's catalog to refresh past that.
+// waitForEngineCatalog waits until the read models the engine's catalog is
+// loaded from hold the tenant, its limits and n active campaigns for action,
+// then for the catalog to refresh past that. (A catalog that has the
+// campaigns but not yet the tenant decides TENANT_SUSPENDED.)
 func (p *testPlatform) waitForEngineCatalog(token, tenant, action string, n int) {
 	p.t.Helper()
+	var limitsVersion int
+	if err := p.db.Pool.QueryRow(context.Background(), `SELECT max(version) FROM event_store WHERE stream_id = $1`,
+		"limits-"+tenant).Scan(&limitsVersion); err != nil {
+		p.t.Fatal(err)
+	}
+	eventually(p.t, "the tenant and its latest limits projected", func() bool {
+		return p.request("GET", "/api/v1/tenants/"+tenant, token, nil).status == http.StatusOK &&
+			p.request("GET", "/api/v1/tenants/"+tenant+"/limits", token, nil, "X-Min-Version", fmt.Sprint(limitsVersion)).status == http.StatusOK
+	})
 	eventually(p.t, fmt.Sprintf("%d active %s campaigns searchable", n, action), func() bool {
 		r := p.request("GET", "/api/v1/campaigns/search?tenantId="+tenant+"&action="+action, token, nil)
 		return strings.Count(string(r.body), `"campaignId"`) == n

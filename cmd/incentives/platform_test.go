@@ -43,7 +43,7 @@ func testConfig(t *testing.T) Config {
 	return Config{
 		DatabaseURL: pgtest.MustDatabase(t), RedisURL: testRedisURL(),
 		KafkaBrokers: embedded, KafkaEmbeddedAddr: "127.0.0.1:0", KafkaPartitions: 4,
-		HTTPAddr: "127.0.0.1:0", JWTSecret: devJWTSecret, Roles: strings.Join(allRoles, ","),
+		HTTPAddr: "127.0.0.1:0", WSAddr: "127.0.0.1:0", JWTSecret: devJWTSecret, Roles: strings.Join(allRoles, ","),
 		LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 10 * time.Second, OutboxKeep: time.Hour, ReadWait: 5 * time.Second,
 		TenantMaxPerDay: 100_000, UserMaxPerDay: 10, CampaignEndEvery: 100 * time.Millisecond,
 		EngineMaxBatch: 1000, EngineCatalogRefresh: 100 * time.Millisecond, EngineSessionTimeout: 6 * time.Second,

@@ -64,6 +64,10 @@ func printBanner(w io.Writer, cfg *Config, app *App) {
 		if app.broker != nil {
 			kind = "embedded, in memory: gone when this process stops"
 		}
+		if ws := app.WSAddr(); ws != "" {
+			wsBase := displayAddr(ws)
+			fmt.Fprintf(w, "  WebSocket ws://%s/ws      demo page http://%s/ws/demo\n", wsBase, wsBase)
+		}
 		fmt.Fprintf(w, "  Kafka     %s (%s)\n", strings.Join(app.Brokers(), ","), kind)
 		fmt.Fprintf(w, "\nTry it (in another terminal):\n")
 		fmt.Fprintf(w, "  export TOKEN=$(%s token --role platform-admin)\n", bin)
