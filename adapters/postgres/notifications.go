@@ -12,12 +12,16 @@ import (
 )
 
 // Notifications reads what the DCM replays to a client that reconnects with
-// `since`: one user's incentives after a point, in the order (issued_at,
-// incentive_id), the order in which the client saw them if they arrived in
-// issuedAt order. It reads the engine's incentive table, which is written in
-// the transaction that issues an incentive and before it is published, so a
-// notification the client missed is always there by the time it could have
-// been sent. It is safe for concurrent use.
+// `since`: one user's incentives after a point, in the order (recorded_at,
+// incentive_id), the order in which the engine wrote them and so, but for
+// the milliseconds between concurrent transactions, the order they went out
+// live. Not issued_at: that is the time of the action that earned the reward,
+// and a late action's incentive, written while the client was away, would
+// sort before the client's cursor and never be replayed. It reads the
+// engine's incentive table, which is written in the transaction that issues
+// an incentive and before it is published, so a notification the client
+// missed is always there by the time it could have been sent. It is safe
+// for concurrent use.
 type Notifications struct {
 	db *DB
 }
@@ -39,23 +43,23 @@ func (n *Notifications) IncentivesAfter(ctx context.Context, tenantID uuid.UUID,
 		SELECT `+incentiveColumns+`
 		FROM incentive s
 		JOIN incentive i ON i.tenant_id = s.tenant_id AND i.user_id = s.user_id
-		                AND (i.issued_at, i.incentive_id) > (s.issued_at, s.incentive_id)
+		                AND (i.recorded_at, i.incentive_id) > (s.recorded_at, s.incentive_id)
 		WHERE s.incentive_id = $3 AND s.tenant_id = $1 AND s.user_id = $2
-		ORDER BY i.issued_at, i.incentive_id
+		ORDER BY i.recorded_at, i.incentive_id
 		LIMIT $4`, tenantID, userID, after, limit)
 }
 
-// IncentivesSince returns up to limit incentives of the tenant's user issued
-// at or after since, oldest first. "At" is included: one action event can
-// earn several incentives with the same issuedAt, and a client that passes
-// the issuedAt of the last one it saw would otherwise miss its siblings (it
-// may see that one again; an incentive id as the cursor never repeats one).
+// IncentivesSince returns up to limit incentives of the tenant's user
+// written at or after since, oldest first. "At" is included: one batch
+// writes several incentives at the same instant, and a client that passes
+// the time of the last one it saw would otherwise miss its siblings (it may
+// see that one again; an incentive id as the cursor never repeats one).
 func (n *Notifications) IncentivesSince(ctx context.Context, tenantID uuid.UUID, userID string, since time.Time, limit int) ([]engine.Incentive, error) {
 	return n.query(ctx, `
 		SELECT `+incentiveColumns+`
 		FROM incentive i
-		WHERE i.tenant_id = $1 AND i.user_id = $2 AND i.issued_at >= $3
-		ORDER BY i.issued_at, i.incentive_id
+		WHERE i.tenant_id = $1 AND i.user_id = $2 AND i.recorded_at >= $3
+		ORDER BY i.recorded_at, i.incentive_id
 		LIMIT $4`, tenantID, userID, since, limit)
 }
 

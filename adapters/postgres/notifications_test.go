@@ -15,16 +15,17 @@ import (
 	"github.com/incentives-platform/incentives/domain/rules"
 )
 
-// insertIncentive writes an incentive row as the engine does, with only the
-// columns the catch-up reads meaningful.
-func insertIncentive(t *testing.T, db *postgres.DB, inc engine.Incentive) {
+// insertIncentive writes an incentive row as the engine does, written (its
+// recorded_at) at recordedAt, with only the columns the catch-up reads
+// meaningful.
+func insertIncentive(t *testing.T, db *postgres.DB, inc engine.Incentive, recordedAt time.Time) {
 	t.Helper()
 	_, err := db.Pool.Exec(context.Background(), `
 		INSERT INTO incentive (incentive_id, decision_id, tenant_id, campaign_id, campaign_version, user_id, source_event_id,
-		                       type, reward_currency, reward_amount, issued_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11)`,
+		                       type, reward_currency, reward_amount, issued_at, recorded_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::numeric, $11, $12)`,
 		inc.ID, inc.DecisionID, inc.TenantID, inc.CampaignID, inc.CampaignVersion, inc.UserID, inc.SourceEventID.String(),
-		string(inc.Reward.Type), inc.Reward.Currency, inc.Reward.Amount.String(), inc.IssuedAt)
+		string(inc.Reward.Type), inc.Reward.Currency, inc.Reward.Amount.String(), inc.IssuedAt, recordedAt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,12 +37,17 @@ func TestNotificationsCatchUpAfterAnIncentiveOrATime(t *testing.T) {
 	db := pgtest.MustOpen(t)
 	acme, globex := uuid.New(), uuid.New()
 	base := time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
-	newIncentive := func(tenant uuid.UUID, user string, at time.Time) engine.Incentive {
+	// at is when the engine wrote it; the action that earned it happened a
+	// minute before, but for late ones.
+	written := func(tenant uuid.UUID, user string, at, action time.Time) engine.Incentive {
 		inc := engine.Incentive{ID: uuid.New(), DecisionID: uuid.New(), TenantID: tenant, CampaignID: uuid.New(), CampaignVersion: 3,
-			UserID: user, SourceEventID: uuid.New(), IssuedAt: at,
+			UserID: user, SourceEventID: uuid.New(), IssuedAt: action,
 			Reward: engine.Reward{Type: rules.RewardCashback, Currency: "INR", Amount: decimal.RequireFromString("12.75")}}
-		insertIncentive(t, db, inc)
+		insertIncentive(t, db, inc, at)
 		return inc
+	}
+	newIncentive := func(tenant uuid.UUID, user string, at time.Time) engine.Incentive {
+		return written(tenant, user, at, at.Add(-time.Minute))
 	}
 	// The user "a/b ü" of acme: four incentives, two of them from one event
 	// (the same instant), inserted out of order.
@@ -52,7 +58,10 @@ func TestNotificationsCatchUpAfterAnIncentiveOrATime(t *testing.T) {
 	if tieB.ID.String() < tieA.ID.String() {
 		tieA, tieB = tieB, tieA
 	}
-	history := []engine.Incentive{i0, tieA, tieB, i2}
+	// A late action: done a day ago, rewarded last. It must come after i2,
+	// or a client that saw i2 would never get it.
+	late := written(acme, "a/b ü", base.Add(3*time.Minute), base.Add(-24*time.Hour))
+	history := []engine.Incentive{i0, tieA, tieB, i2, late}
 	// The same user id at another tenant, and another user of acme.
 	foreign := newIncentive(globex, "a/b ü", base.Add(30*time.Second))
 	other := newIncentive(acme, "someone else", base.Add(30*time.Second))
@@ -82,7 +91,8 @@ func TestNotificationsCatchUpAfterAnIncentiveOrATime(t *testing.T) {
 		{"after the first", after(i0.ID, 100), history[1:]},
 		{"after the first of a tie", after(tieA.ID, 100), history[2:]},
 		{"after the second of a tie", after(tieB.ID, 100), history[3:]},
-		{"after the last", after(i2.ID, 100), nil},
+		{"after i2: the late action's reward", after(i2.ID, 100), history[4:]},
+		{"after the last", after(late.ID, 100), nil},
 		{"after the first, limit 2", after(i0.ID, 2), history[1:3]},
 		{"after another tenant's incentive", after(foreign.ID, 100), nil},
 		{"after another user's incentive", after(other.ID, 100), nil},
@@ -90,6 +100,7 @@ func TestNotificationsCatchUpAfterAnIncentiveOrATime(t *testing.T) {
 		{"since before everything", since(base.Add(-time.Hour), 100), history},
 		{"since the instant of a tie", since(base.Add(time.Minute), 100), history[1:]},
 		{"since just after the tie", since(base.Add(time.Minute+time.Millisecond), 100), history[3:]},
+		{"since after i2", since(base.Add(2*time.Minute+time.Millisecond), 100), history[4:]},
 		{"since the future", since(base.Add(time.Hour), 100), nil},
 		{"since before everything, limit 1", since(base.Add(-time.Hour), 1), history[:1]},
 		{"limit 0", after(i0.ID, 0), nil},
