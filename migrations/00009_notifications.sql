@@ -3,7 +3,7 @@
 -- the time of the action and can be long past for a late event.
 
 -- +goose Up
-CREATE INDEX incentive_user_recorded_idx ON incentive (tenant_id, user_id, recorded_at, incentive_id);
+CREATE INDEX incentive_user_recorded_idx ON incentive (tenant_id, user_id, recorded_at, issued_at, incentive_id);
 
 -- +goose Down
 DROP INDEX incentive_user_recorded_idx;

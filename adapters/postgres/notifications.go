@@ -13,9 +13,9 @@ import (
 
 // Notifications reads what the DCM replays to a client that reconnects with
 // `since`: one user's incentives after a point, in the order (recorded_at,
-// incentive_id), the order in which the engine wrote them and so, but for
-// the milliseconds between concurrent transactions, the order they went out
-// live. Not issued_at: that is the time of the action that earned the reward,
+// issued_at, incentive_id): the order in which the engine wrote them (and
+// so, but for the milliseconds between concurrent transactions, the order
+// they went out live), and within one batch the order of their actions. Not issued_at: that is the time of the action that earned the reward,
 // and a late action's incentive, written while the client was away, would
 // sort before the client's cursor and never be replayed. It reads the
 // engine's incentive table, which is written in the transaction that issues
@@ -43,9 +43,9 @@ func (n *Notifications) IncentivesAfter(ctx context.Context, tenantID uuid.UUID,
 		SELECT `+incentiveColumns+`
 		FROM incentive s
 		JOIN incentive i ON i.tenant_id = s.tenant_id AND i.user_id = s.user_id
-		                AND (i.recorded_at, i.incentive_id) > (s.recorded_at, s.incentive_id)
+		                AND (i.recorded_at, i.issued_at, i.incentive_id) > (s.recorded_at, s.issued_at, s.incentive_id)
 		WHERE s.incentive_id = $3 AND s.tenant_id = $1 AND s.user_id = $2
-		ORDER BY i.recorded_at, i.incentive_id
+		ORDER BY i.recorded_at, i.issued_at, i.incentive_id
 		LIMIT $4`, tenantID, userID, after, limit)
 }
 
@@ -59,7 +59,7 @@ func (n *Notifications) IncentivesSince(ctx context.Context, tenantID uuid.UUID,
 		SELECT `+incentiveColumns+`
 		FROM incentive i
 		WHERE i.tenant_id = $1 AND i.user_id = $2 AND i.recorded_at >= $3
-		ORDER BY i.recorded_at, i.incentive_id
+		ORDER BY i.recorded_at, i.issued_at, i.incentive_id
 		LIMIT $4`, tenantID, userID, since, limit)
 }
 

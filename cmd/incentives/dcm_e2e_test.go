@@ -297,7 +297,13 @@ func TestActionEventToWebSocketFrame(t *testing.T) {
 	produceActions(t, p.app.Brokers(), logins[9])
 	again.expect(incentiveOf(logins[9]))
 
-	// since a time: everything issued at or after it.
-	byTime := dialDCM(t, p.app, p.auth, tenant, "u1", "since="+url.QueryEscape(logins[8].at.Format(time.RFC3339Nano)))
-	byTime.expect(incentiveOf(logins[8]), incentiveOf(logins[9]))
+	// since a time: everything the platform issued at or after it. The last
+	// login was decided alone, after the others had been delivered.
+	var written time.Time
+	if err := p.db.Pool.QueryRow(context.Background(), `SELECT recorded_at FROM incentive WHERE incentive_id = $1`,
+		incentiveOf(logins[9])).Scan(&written); err != nil {
+		t.Fatal(err)
+	}
+	byTime := dialDCM(t, p.app, p.auth, tenant, "u1", "since="+url.QueryEscape(written.UTC().Format(time.RFC3339Nano)))
+	byTime.expect(incentiveOf(logins[9]))
 }
