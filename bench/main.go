@@ -46,6 +46,7 @@ func suites() []suite {
 		{"limits", runLimits},
 		{"engine", runEngine},
 		{"dcm", runDCM},
+		{"sketch", runSketch},
 	}
 }
 

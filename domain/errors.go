@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"strings"
+	"unicode/utf8"
 )
 
 // Errors the platform's decisions and stores return. Callers test them with
@@ -67,4 +68,12 @@ func (v *Validator) Err() error {
 		return nil
 	}
 	return &ValidationError{Violations: v.violations}
+}
+
+// StorableText reports whether s can be stored as text: valid UTF-8 without
+// NUL, which PostgreSQL's text and jsonb refuse. Input that fails it must be
+// refused where it enters, never discovered by the first database write
+// (for an event, by a projection that could then never apply it).
+func StorableText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

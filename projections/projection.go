@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"errors"
 
 	"github.com/incentives-platform/incentives/domain"
 )
@@ -36,3 +37,9 @@ type Projector interface {
 	// must be safe for concurrent use.
 	Handle(ctx context.Context, d Delivery) error
 }
+
+// ErrUnprojectable marks an event a read model can never hold as it stands
+// (the database refuses its data). Retrying it would stall its partition
+// and every event behind it, other tenants' too, so the runner sends it to
+// the DLQ for an operator instead. Stores wrap such failures with it.
+var ErrUnprojectable = errors.New("event cannot be projected")

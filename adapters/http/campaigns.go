@@ -250,14 +250,15 @@ func (s *Server) getCampaign(w http.ResponseWriter, r *http.Request) {
 	}
 	var v projections.CampaignView
 	if err == nil {
+		// The owner is checked inside the read, so another tenant's campaign
+		// is "not found" at once: waiting for its version would tell.
 		err = s.readAtLeast(r, func() (int64, error) {
 			var err error
-			v, err = s.Campaigns.Campaign(r.Context(), id)
+			if v, err = s.Campaigns.Campaign(r.Context(), id); err == nil {
+				err = requireOwner(acting, v.TenantID)
+			}
 			return v.Version, err
 		})
-	}
-	if err == nil {
-		err = requireOwner(acting, v.TenantID)
 	}
 	if err != nil {
 		s.writeError(w, r, err)

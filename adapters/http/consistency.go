@@ -31,6 +31,9 @@ func (s *Server) readAtLeast(r *http.Request, read func() (int64, error)) error 
 		return invalidField(minVersionHeader, "must be a version this API returned, such as 3")
 	}
 	deadline := time.Now().Add(s.cfg.ReadWait)
+	// Projections usually catch up within tens of milliseconds; a longer
+	// wait backs off, so a waiting request costs a few queries, not hundreds.
+	pause := 5 * time.Millisecond
 	for {
 		got, err := read()
 		switch {
@@ -48,7 +51,8 @@ func (s *Server) readAtLeast(r *http.Request, read func() (int64, error)) error 
 		select {
 		case <-r.Context().Done():
 			return r.Context().Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 250*time.Millisecond)
 	}
 }

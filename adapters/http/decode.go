@@ -40,8 +40,9 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any, opt
 	if err := dec.Decode(dst); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
-		return badRequest("the body holds more than one JSON value")
+	// dec.More misses a stray ] or }; nothing but space may follow the value.
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return badRequest("the body holds something after its JSON value")
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/incentives-platform/incentives/adapters/auth"
 )
 
 // Idempotency-Key lets a client retry a POST whose answer it lost (a timeout,
@@ -141,7 +143,11 @@ var (
 // authenticate, since keys are scoped to the caller.
 func (s *Server) idempotency(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || len(r.Header.Values(idempotencyKeyHeader)) == 0 {
+		// Only admins may change anything; a user's POST is refused by its
+		// handler, and must not leave a remembered answer behind either.
+		role := principalFrom(r.Context()).Role
+		if r.Method != http.MethodPost || len(r.Header.Values(idempotencyKeyHeader)) == 0 ||
+			(role != auth.RolePlatformAdmin && role != auth.RoleTenantAdmin) {
 			next.ServeHTTP(w, r)
 			return
 		}

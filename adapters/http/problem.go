@@ -1,9 +1,11 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -118,14 +120,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// writeJSON answers v with status.
+// writeJSON answers v with status. It encodes before it writes anything, so
+// a value that cannot be encoded is a 500, not a 2xx with an empty body.
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
 	// Rule conditions are full of >= and &&; this is JSON, not HTML.
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
+		s.writeError(w, r, fmt.Errorf("encode the answer: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if _, err := w.Write(body.Bytes()); err != nil {
 		s.logger.DebugContext(r.Context(), "write response", "err", err, slog.String("path", r.URL.Path))
 	}
 }

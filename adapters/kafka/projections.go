@@ -29,7 +29,7 @@ func ProjectionGroup(name string) string { return "projection." + name }
 
 // AddProjections adds a handler to router for every domain topic each
 // projector reads, in the projector's own consumer group. A message that can
-// never be applied (ErrMalformed) goes to the topic's DLQ with the reason in
+// never be applied (ErrMalformed, projections.ErrUnprojectable) goes to the topic's DLQ with the reason in
 // its headers and the partition moves on; any other failure (the database is
 // down) is retried with backoff and then redelivered, never skipped.
 func AddProjections(router *message.Router, cfg ProjectionsConfig, projectors ...projections.Projector) error {
@@ -47,7 +47,7 @@ func AddProjections(router *message.Router, cfg ProjectionsConfig, projectors ..
 				return err
 			}
 			poison, err := middleware.PoisonQueueWithFilter(cfg.DLQ, DLQTopic(topic), func(err error) bool {
-				return errors.Is(err, ErrMalformed)
+				return errors.Is(err, ErrMalformed) || errors.Is(err, projections.ErrUnprojectable)
 			})
 			if err != nil {
 				return err

@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/incentives-platform/incentives/projections"
 )
@@ -12,7 +15,7 @@ import (
 // project runs fn, a projection's read-model change, in one transaction with
 // the write of its checkpoint.
 func (db *DB) project(ctx context.Context, cp projections.Checkpoint, fn func(pgx.Tx) error) error {
-	return db.inTx(ctx, func(tx pgx.Tx) error {
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -27,6 +30,13 @@ func (db *DB) project(ctx context.Context, cp projections.Checkpoint, fn func(pg
 		}
 		return nil
 	})
+	// A data exception (SQLSTATE class 22: bad encoding, out of range) will
+	// fail the same way on every retry.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		return fmt.Errorf("%w: %w", projections.ErrUnprojectable, err)
+	}
+	return err
 }
 
 // Checkpoints returns the checkpoints of a projection, by topic and partition.

@@ -46,6 +46,13 @@ const (
 // Stream returns the event stream of campaign id.
 func Stream(id uuid.UUID) domain.StreamID { return domain.StreamID{Aggregate: Aggregate, ID: id} }
 
+// The dates a campaign may name: what every store and wire format (RFC 3339,
+// Avro timestamp-millis, PostgreSQL) holds alike.
+var (
+	earliest = time.Unix(0, 0).UTC()
+	latest   = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
 // Definition is what a tenant writes about a campaign; everything else
 // (status, dates of changes) the campaign's history decides.
 type Definition struct {
@@ -75,6 +82,14 @@ func (d *Definition) validate(v *domain.Validator) {
 		v.Add("type", "must be SIMPLE or QUEST")
 	} else if d.Rule.Kind != d.Type {
 		v.Add("rule", "must be a "+string(d.Type)+" rule")
+	}
+	for _, f := range []struct {
+		name string
+		at   time.Time
+	}{{"startAt", d.StartAt}, {"endAt", d.EndAt}} {
+		if !f.at.IsZero() && (f.at.Before(earliest) || f.at.After(latest)) {
+			v.Add(f.name, "must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
+		}
 	}
 	if !d.StartAt.IsZero() && !d.EndAt.IsZero() && !d.EndAt.After(d.StartAt) {
 		v.Add("endAt", "must be after startAt")

@@ -81,6 +81,9 @@ func compile(e *cel.Env, source string) (Condition, []string) {
 	if len(source) > MaxConditionLength {
 		return Condition{}, []string{fmt.Sprintf("must be at most %d characters", MaxConditionLength)}
 	}
+	if !domain.StorableText(source) {
+		return Condition{}, []string{"must be UTF-8 text without NUL characters"}
+	}
 	ast, iss := e.Compile(source)
 	if iss != nil && iss.Err() != nil {
 		var msgs []string

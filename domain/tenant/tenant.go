@@ -109,6 +109,9 @@ func (t *Tenant) Suspend(reason string, now time.Time) ([]domain.Event, error) {
 		return nil, &domain.ValidationError{Violations: []domain.Violation{{
 			Field: "reason", Message: fmt.Sprintf("must be at most %d characters", MaxReasonLength)}}}
 	}
+	if !domain.StorableText(reason) {
+		return nil, &domain.ValidationError{Violations: []domain.Violation{{Field: "reason", Message: "must be UTF-8 text without NUL characters"}}}
+	}
 	if t.status == StatusSuspended {
 		return nil, fmt.Errorf("tenant %s is already suspended: %w", t.id, domain.ErrInvalidTransition)
 	}

@@ -1,0 +1,369 @@
+// This file is the engine's hot-campaign filter (DESIGN.md §6, issue #5): a
+// count-min sketch of each tenant's campaign ids per window, kept in Redis
+// and updated and queried by one Lua script, CMS_ADD (sketch.lua).
+// domain/sketch is the same sketch in Go, for offline use and tests: both
+// place an item in the same cells (shared test vectors prove it).
+//
+// Keys (the tenant id in braces is the Redis Cluster hash tag, so a call
+// touches one slot):
+//
+//	cms:{<tenantId>}:<windowTs>   hash: field "<row>:<col>" (0-based) is a
+//	                              counter, field "shape" is "<depth>x<width>";
+//	                              expires Retention after the window's end
+//	hot:set:{<tenantId>}          set: items whose estimate reached the
+//	                              threshold; expires HotTTL after the last
+//	                              call that found an item at or over it
+//
+// windowTs is floor(unix seconds / window seconds), sketch.Window.
+
+package redis
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/incentives-platform/incentives/domain/sketch"
+)
+
+//go:embed sketch.lua
+var cmsAddSource string
+
+// SketchConfig configures a Sketch.
+type SketchConfig struct {
+	// Epsilon and Delta bound the error: an estimate exceeds the true count
+	// by more than Epsilon times the window's total with probability at most
+	// Delta. They set the shape, width ⌈e/ε⌉ by depth ⌈ln(1/δ)⌉. Default 0.01
+	// each: 272 × 5. Every process counting into a tenant's windows must use
+	// the same values: the script refuses a call whose shape differs from
+	// the window's (a mix would under-estimate), so change them only from
+	// one window to the next.
+	Epsilon, Delta float64
+	// Window is the length of a window, a whole number of seconds. Default
+	// 10 minutes.
+	Window time.Duration
+	// Retention is how long a window's sketch outlives the window's end, so
+	// that late events and readers of the previous window still find it.
+	// Default 10 minutes (DESIGN.md §6).
+	Retention time.Duration
+	// HotTTL is how long the hot set lives after the last call that found an
+	// item at or over the threshold. Default 2 windows.
+	HotTTL time.Duration
+	// MaxItemsPerCall bounds the items of one script call: a longer batch is
+	// split into several calls sent in one pipeline, so that no single
+	// script blocks Redis for long. Default 1000; at most 10,000.
+	MaxItemsPerCall int
+}
+
+func (c *SketchConfig) setDefaults() {
+	if c.Epsilon == 0 {
+		c.Epsilon = 0.01
+	}
+	if c.Delta == 0 {
+		c.Delta = 0.01
+	}
+	if c.Window == 0 {
+		c.Window = 10 * time.Minute
+	}
+	if c.Retention == 0 {
+		c.Retention = 10 * time.Minute
+	}
+	if c.HotTTL == 0 {
+		c.HotTTL = 2 * c.Window
+	}
+	if c.MaxItemsPerCall == 0 {
+		c.MaxItemsPerCall = 1000
+	}
+}
+
+// Validate reports every problem of c.
+func (c SketchConfig) Validate() error {
+	var errs []error
+	if _, _, err := sketch.Dimensions(c.Epsilon, c.Delta); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Window < time.Second || c.Window%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("Window %v: must be a positive whole number of seconds", c.Window))
+	}
+	if c.Retention < 0 || c.Retention%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("Retention %v: must be a whole number of seconds, not negative", c.Retention))
+	}
+	if c.HotTTL < time.Second || c.HotTTL%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("HotTTL %v: must be a positive whole number of seconds", c.HotTTL))
+	}
+	if c.MaxItemsPerCall < 1 || c.MaxItemsPerCall > 10_000 {
+		errs = append(errs, fmt.Errorf("MaxItemsPerCall %d: must be 1 to 10,000", c.MaxItemsPerCall))
+	}
+	return errors.Join(errs...)
+}
+
+// SketchEstimate is the sketch's answer for one item of a batch.
+type SketchEstimate struct {
+	// Count is the item's estimated count in the window just after this
+	// occurrence: never below the true count, and above it by more than
+	// ε times the window's total with probability at most δ.
+	Count int64
+	// Hot reports Count at or over the threshold: the item is hot in this
+	// window. It can only turn true within a window, and starts false again
+	// in the next, until the new window's count reaches the threshold.
+	Hot bool
+	// Listed reports the item in the tenant's hot set: Hot now, or hot
+	// earlier while the set lived (it lives HotTTL after the last hot item
+	// of the tenant, and members are never removed one by one). It is the
+	// sticky answer, for callers that must not flap at a window's start.
+	Listed bool
+}
+
+// Sketch runs CMS_ADD. It is safe for concurrent use, by any number of
+// goroutines and processes: each call is one Lua script, which Redis runs
+// atomically, so no increment is lost and every estimate counts all the
+// increments before it.
+type Sketch struct {
+	rdb      *goredis.Client
+	script   *goredis.Script
+	width    int
+	depth    int
+	window   int64 // seconds
+	keep     int64 // seconds past the window's end
+	hotTTL   string
+	maxItems int
+}
+
+// NewSketch returns a Sketch on c's Redis. It returns an error for an
+// invalid config.
+func NewSketch(c *Client, cfg SketchConfig) (*Sketch, error) {
+	if c == nil {
+		return nil, errors.New("new sketch: nil client")
+	}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new sketch: %w", err)
+	}
+	return newSketch(c, cfg, cmsAddSource), nil
+}
+
+func newSketch(c *Client, cfg SketchConfig, source string) *Sketch {
+	w, d, _ := sketch.Dimensions(cfg.Epsilon, cfg.Delta) // validated
+	return &Sketch{
+		rdb:      c.rdb,
+		script:   goredis.NewScript(source),
+		width:    w,
+		depth:    d,
+		window:   int64(cfg.Window / time.Second),
+		keep:     int64(cfg.Retention / time.Second),
+		hotTTL:   strconv.FormatInt(int64(cfg.HotTTL/time.Second), 10),
+		maxItems: cfg.MaxItemsPerCall,
+	}
+}
+
+// Shape returns the sketch's width and depth, to build a domain/sketch twin
+// with sketch.New(width, depth).
+func (s *Sketch) Shape() (width, depth int) { return s.width, s.depth }
+
+// Window returns the index of the window that contains t.
+func (s *Sketch) Window(t time.Time) int64 {
+	return sketch.Window(t, time.Duration(s.window)*time.Second)
+}
+
+// AddAndEstimate adds one occurrence of each item to the tenant's sketch of
+// window windowTs, in order, and returns each item's estimate just after
+// its own occurrence; an item at or over threshold joins the tenant's hot
+// set. An item repeated in items is added once per occurrence, exactly as
+// the same calls to sketch.Sketch.Add would.
+//
+// items are hashed as bytes: campaign ids must be given in one canonical
+// form (uuid.UUID.String(), lowercase), or one campaign counts as several.
+// A batch of up to MaxItemsPerCall items is one script call; a longer one is
+// several, sent in one pipeline: one round trip either way.
+//
+// windowTs is the caller's choice (the event's window, or the clock's); a
+// window whose sketch has already expired is counted in a sketch that
+// expires at once, so its estimates count only this batch.
+//
+// It returns an error, sending nothing, for a nil tenant or a threshold
+// below 1. On a Redis error some calls of a long batch may have counted: a
+// retry counts their items again, which can only raise estimates. A window
+// written with another Epsilon or Delta is refused with an error naming
+// both shapes.
+func (s *Sketch) AddAndEstimate(ctx context.Context, tenantID uuid.UUID, windowTs int64, items []string, threshold int64) ([]SketchEstimate, error) {
+	return s.call(ctx, tenantID, windowTs, items, threshold, true)
+}
+
+// Estimate returns the estimates of items in the tenant's sketch of window
+// windowTs without counting them or writing anything: for metrics, such as
+// comparing with exact shadow counts, and for readers. Hot reports an
+// estimate at or over threshold; Listed, membership of the hot set. Its
+// errors are AddAndEstimate's.
+func (s *Sketch) Estimate(ctx context.Context, tenantID uuid.UUID, windowTs int64, items []string, threshold int64) ([]SketchEstimate, error) {
+	return s.call(ctx, tenantID, windowTs, items, threshold, false)
+}
+
+func (s *Sketch) call(ctx context.Context, tenantID uuid.UUID, windowTs int64, items []string, threshold int64, add bool) ([]SketchEstimate, error) {
+	var errs []error
+	if tenantID == uuid.Nil {
+		errs = append(errs, errors.New("no tenant id"))
+	}
+	if threshold < 1 {
+		errs = append(errs, fmt.Errorf("threshold %d: must be at least 1", threshold))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("count-min sketch: %w", err)
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	by := "0"
+	if add {
+		by = "1"
+	}
+	keys := []string{sketchKey(tenantID, windowTs), hotSetKey(tenantID)}
+	head := []any{
+		strconv.Itoa(s.width), strconv.Itoa(s.depth), by, strconv.FormatInt(threshold, 10),
+		strconv.FormatInt((windowTs+1)*s.window+s.keep, 10), s.hotTTL,
+	}
+	var calls []scriptCall
+	for start := 0; start < len(items); start += s.maxItems {
+		chunk := items[start:min(start+s.maxItems, len(items))]
+		args := make([]any, len(head), len(head)+len(chunk))
+		copy(args, head)
+		for _, item := range chunk {
+			args = append(args, item)
+		}
+		calls = append(calls, scriptCall{keys: keys, args: args})
+	}
+	cmds, err := s.run(ctx, calls)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SketchEstimate, 0, len(items))
+	for i, cmd := range cmds {
+		reply, err := cmd.Int64Slice()
+		if err != nil {
+			return nil, fmt.Errorf("count-min sketch %s: %w", keys[0], err)
+		}
+		if want := 2 * (len(calls[i].args) - len(head)); len(reply) != want {
+			return nil, fmt.Errorf("count-min sketch %s: %d values for %d items", keys[0], len(reply), want/2)
+		}
+		for j := 0; j < len(reply); j += 2 {
+			out = append(out, SketchEstimate{Count: reply[j], Hot: reply[j] >= threshold, Listed: reply[j+1] == 1})
+		}
+	}
+	return out, nil
+}
+
+// run sends calls in one pipeline, in order. Redis forgets scripts on
+// restart or SCRIPT FLUSH: calls refused with NOSCRIPT were not run, so they
+// are sent again once the script is loaded. (If the script was loaded by
+// another client in the middle of the pipeline, a resent call runs after
+// later ones: estimates then count some later items too, still never less
+// than the truth.)
+func (s *Sketch) run(ctx context.Context, calls []scriptCall) ([]*goredis.Cmd, error) {
+	cmds := make([]*goredis.Cmd, len(calls))
+	pending := make([]int, len(calls))
+	for i := range pending {
+		pending[i] = i
+	}
+	for attempt := 0; ; attempt++ {
+		pipe := s.rdb.Pipeline()
+		for _, i := range pending {
+			cmds[i] = s.script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
+		}
+		// Exec's error is the first command's; each command is checked below.
+		_, _ = pipe.Exec(ctx)
+		var missing []int
+		for _, i := range pending {
+			err := cmds[i].Err()
+			switch {
+			case err == nil:
+			case goredis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
+				missing = append(missing, i)
+			default:
+				return nil, fmt.Errorf("count-min sketch %s: %w", calls[i].keys[0], err)
+			}
+		}
+		if len(missing) == 0 {
+			return cmds, nil
+		}
+		if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("load CMS_ADD: %w", err)
+		}
+		pending = missing
+	}
+}
+
+// SketchFootprint is what one window's sketch costs Redis.
+type SketchFootprint struct {
+	// Bytes is MEMORY USAGE of the hash, every field counted.
+	Bytes int64
+	// Fields is the number of fields: the counters set so far and "shape".
+	Fields int64
+	// Encoding is Redis's encoding of the hash (OBJECT ENCODING): listpack
+	// while it has at most hash-max-listpack-entries fields (128 by
+	// default), hashtable beyond.
+	Encoding string
+}
+
+// Footprint measures the tenant's sketch of window windowTs in one round
+// trip, the zero SketchFootprint when it does not exist: for the
+// sketch-memory metric and the benchmarks.
+func (s *Sketch) Footprint(ctx context.Context, tenantID uuid.UUID, windowTs int64) (SketchFootprint, error) {
+	key := sketchKey(tenantID, windowTs)
+	pipe := s.rdb.Pipeline()
+	bytes := pipe.MemoryUsage(ctx, key, 0)
+	fields := pipe.HLen(ctx, key)
+	encoding := pipe.ObjectEncoding(ctx, key)
+	_, _ = pipe.Exec(ctx) // each command is checked below
+	if errors.Is(bytes.Err(), goredis.Nil) {
+		return SketchFootprint{}, nil
+	}
+	if err := errors.Join(bytes.Err(), fields.Err(), encoding.Err()); err != nil {
+		return SketchFootprint{}, fmt.Errorf("footprint of count-min sketch %s: %w", key, err)
+	}
+	return SketchFootprint{Bytes: bytes.Val(), Fields: fields.Val(), Encoding: encoding.Val()}, nil
+}
+
+// HotSet returns the members of the tenant's hot set, in no order.
+func (s *Sketch) HotSet(ctx context.Context, tenantID uuid.UUID) ([]string, error) {
+	m, err := s.rdb.SMembers(ctx, hotSetKey(tenantID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("hot set of tenant %s: %w", tenantID, err)
+	}
+	return m, nil
+}
+
+// ForgetTenant deletes every sketch and the hot set of a tenant, and returns
+// how many keys it deleted: for tests, benchmarks and the removal of a
+// tenant, never the hot path, since it scans the keyspace. In a Redis
+// Cluster it must run on the node that owns the tenant's slot.
+func (s *Sketch) ForgetTenant(ctx context.Context, tenantID uuid.UUID) (int64, error) {
+	// The tag is a UUID in braces: nothing in it is a glob character.
+	keys := []string{hotSetKey(tenantID)}
+	iter := s.rdb.Scan(ctx, 0, "cms:{"+tenantID.String()+"}:*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return 0, fmt.Errorf("forget sketches of tenant %s: %w", tenantID, err)
+	}
+	var deleted int64
+	for start := 0; start < len(keys); start += 500 {
+		n, err := s.rdb.Unlink(ctx, keys[start:min(start+500, len(keys))]...).Result()
+		deleted += n
+		if err != nil {
+			return deleted, fmt.Errorf("forget sketches of tenant %s: %w", tenantID, err)
+		}
+	}
+	return deleted, nil
+}
+
+func sketchKey(tenantID uuid.UUID, windowTs int64) string {
+	return "cms:{" + tenantID.String() + "}:" + strconv.FormatInt(windowTs, 10)
+}
+
+func hotSetKey(tenantID uuid.UUID) string { return "hot:set:{" + tenantID.String() + "}" }

@@ -1,0 +1,232 @@
+#!lua
+-- CMS_ADD (DESIGN.md §6, issue #5): the count-min sketch of a tenant's items
+-- (campaign ids) in one window. It adds each item, returns its estimate in
+-- the same call, and lists items whose estimate reaches a threshold in the
+-- tenant's hot set. sketch.go builds the keys and arguments and documents
+-- them; both keys carry the tenant's hash tag, so the script touches one
+-- cluster slot. It is self-contained, hashing included, so any Redis client
+-- can run it; domain/sketch is the same sketch in Go, cell for cell.
+--
+-- The shebang (Redis 7) makes Redis refuse the whole script when it is out
+-- of memory, instead of failing at its first write.
+--
+-- KEYS[1]   the window's sketch, cms:{<tenantId>}:<windowTs>: a hash whose
+--           field "<row>:<col>" (both 0-based) is a counter, and whose field
+--           "shape" is "<depth>x<width>"
+-- KEYS[2]   the tenant's hot set, hot:set:{<tenantId>}
+-- ARGV[1]   width w, columns per row
+-- ARGV[2]   depth d, rows; row r hashes with Murmur3 seeded with r (0..d-1)
+-- ARGV[3]   what each occurrence of an item adds: 1 to count; 0 to estimate
+--           only, which writes nothing
+-- ARGV[4]   the hot threshold: an item whose estimate reaches it joins the
+--           hot set
+-- ARGV[5]   the Unix time the sketch expires at (its window's end plus the
+--           retention); a time already past deletes it at once
+-- ARGV[6]   the hot set's TTL in seconds, renewed by every call that finds an
+--           item at or over the threshold
+-- ARGV[7..] the items, in order; an item given k times is added k times
+--
+-- Returns a flat array of two integers per item, in order: its estimate just
+-- after its own occurrence was added (the occurrences before it in this call
+-- included, those after it not), and 1 if it is in the hot set at that point
+-- (listed before this call, or at or over the threshold), else 0.
+--
+-- An item's column in row r is Murmur3_x86_32(item bytes, seed r) mod w.
+-- The estimate is the smallest of the item's d counters: never below its
+-- true count in the window.
+--
+-- Cost: each redis.call costs about what the command costs, and Redis is
+-- single-threaded, so the script reads every cell the call touches with one
+-- HMGET, counts in Lua, and writes them back with one HSET: two calls per
+-- batch instead of d HINCRBYs per item. A distinct item is hashed once per
+-- call however often it occurs; in campaign traffic a few hot campaigns make
+-- up most of a batch. The cells a call touches are at most d × w (1,360),
+-- however long the batch.
+
+-- murmur3 begin
+-- MurmurHash3_x86_32 in Lua 5.1 with Redis's bit library (LuaBitOp).
+-- Numbers are doubles; bit operations take any integer below 2^51 in
+-- magnitude, reduce it modulo 2^32 exactly and return a signed 32-bit
+-- result. A 32-bit product overflows a double's 53 bits, so mul splits a
+-- into 16-bit halves: a * c mod 2^32 = alo * c + ((ahi * clo) mod 2^16) * 2^16,
+-- where alo * c < 2^48 is exact and the sum stays under 2^49. mul returns that
+-- sum unreduced: every use of it is an argument of a bit operation, which
+-- reduces it.
+local band, bxor, lshift, rshift, rol = bit.band, bit.bxor, bit.lshift, bit.rshift, bit.rol
+local byte = string.byte
+
+local function mul(a, c, clo)
+  return band(a, 0xffff) * c + lshift(rshift(a, 16) * clo, 16)
+end
+
+local C1, C1LO = 0xcc9e2d51, 0x2d51
+local C2, C2LO = 0x1b873593, 0x3593
+local F1, F1LO = 0x85ebca6b, 0xca6b
+local F2, F2LO = 0xc2b2ae35, 0xae35
+
+-- murmur3(s, seeds) returns the hash of the bytes of s for each seed of the
+-- list, as unsigned integers (0 to 2^32-1). A data block's mixing does not
+-- depend on the seed, so it is done once for all of them: the sketch hashes
+-- every item with d seeds.
+local function murmur3(s, seeds)
+  local n = #s
+  local nblocks = n - n % 4
+  local ks, m = {}, 0
+  for i = 1, nblocks, 4 do
+    local b1, b2, b3, b4 = byte(s, i, i + 3)
+    local k = mul(b1 + b2 * 256 + b3 * 65536 + b4 * 16777216, C1, C1LO)
+    m = m + 1
+    ks[m] = mul(rol(k, 15), C2, C2LO)
+  end
+  local tail
+  if nblocks < n then
+    local b1, b2, b3 = byte(s, nblocks + 1, n)
+    local k = mul(b1 + (b2 or 0) * 256 + (b3 or 0) * 65536, C1, C1LO)
+    tail = mul(rol(k, 15), C2, C2LO)
+  end
+  local out = {}
+  for j = 1, #seeds do
+    local h = seeds[j]
+    for i = 1, m do
+      -- under 2^35: reduced by the next bxor
+      h = rol(bxor(h, ks[i]), 13) * 5 + 0xe6546b64
+    end
+    if tail then
+      h = bxor(h, tail)
+    end
+    h = bxor(h, n)
+    h = bxor(h, rshift(h, 16))
+    h = mul(h, F1, F1LO)
+    h = bxor(h, rshift(h, 13))
+    h = mul(h, F2, F2LO)
+    h = bxor(h, rshift(h, 16))
+    if h < 0 then
+      h = h + 4294967296
+    end
+    out[j] = h
+  end
+  return out
+end
+-- murmur3 end
+
+-- Commands take their arguments on Lua's C stack, which holds about 8,000
+-- values: long argument lists go in chunks.
+local CHUNK = 1000
+
+local function each_chunk(list, first, fn)
+  for i = first, #list, CHUNK do
+    fn(i, math.min(i + CHUNK - 1, #list))
+  end
+end
+
+local width = tonumber(ARGV[1])
+local depth = tonumber(ARGV[2])
+local by = tonumber(ARGV[3])
+local threshold = tonumber(ARGV[4])
+local shape = depth .. 'x' .. width
+
+local seeds = {}
+for r = 1, depth do
+  seeds[r] = r - 1
+end
+
+-- The cells of each distinct item, and every cell the call touches.
+local cells_of = {}
+local distinct = {}
+local value = {}
+local fields = {'shape'}
+for i = 7, #ARGV do
+  local item = ARGV[i]
+  if not cells_of[item] then
+    local hashes = murmur3(item, seeds)
+    local cells = {}
+    for r = 1, depth do
+      local f = (r - 1) .. ':' .. (hashes[r] % width)
+      cells[r] = f
+      if not value[f] then
+        value[f] = 0
+        fields[#fields + 1] = f
+      end
+    end
+    cells_of[item] = cells
+    distinct[#distinct + 1] = item
+  end
+end
+
+local got = {}
+each_chunk(fields, 1, function(i, j)
+  local part = redis.call('HMGET', KEYS[1], unpack(fields, i, j))
+  for k = 1, #part do
+    got[i + k - 1] = part[k]
+  end
+end)
+-- A sketch of another shape places items in other cells: mixing the two
+-- would under-estimate, so a call with the wrong shape changes nothing.
+if got[1] and got[1] ~= shape then
+  return redis.error_reply('ERR count-min sketch ' .. KEYS[1] .. ' has shape ' .. got[1] ..
+    ' (depth x width), the call ' .. shape)
+end
+for k = 2, #fields do
+  if got[k] then
+    value[fields[k]] = tonumber(got[k])
+  end
+end
+
+local listed = {}
+each_chunk(distinct, 1, function(i, j)
+  local part = redis.call('SMISMEMBER', KEYS[2], unpack(distinct, i, j))
+  for k = 1, #part do
+    listed[distinct[i + k - 1]] = part[k] == 1
+  end
+end)
+
+local reply = {}
+local newly_hot = {}
+local any_hot = false
+for i = 7, #ARGV do
+  local item = ARGV[i]
+  local cells = cells_of[item]
+  local est
+  for r = 1, depth do
+    local v = value[cells[r]] + by
+    value[cells[r]] = v
+    if not est or v < est then
+      est = v
+    end
+  end
+  if by > 0 and est >= threshold then
+    any_hot = true
+    if not listed[item] then
+      listed[item] = true
+      newly_hot[#newly_hot + 1] = item
+    end
+  end
+  reply[#reply + 1] = est
+  reply[#reply + 1] = listed[item] and 1 or 0
+end
+
+if by > 0 then
+  -- Counters as integers: tostring would print 1e+14 from there on.
+  local pairs_ = {}
+  for k = 1, #fields do
+    local f = fields[k]
+    pairs_[#pairs_ + 1] = f
+    if k == 1 then
+      pairs_[#pairs_ + 1] = shape
+    else
+      pairs_[#pairs_ + 1] = string.format('%.0f', value[f])
+    end
+  end
+  each_chunk(pairs_, 1, function(i, j)
+    redis.call('HSET', KEYS[1], unpack(pairs_, i, j))
+  end)
+  redis.call('EXPIREAT', KEYS[1], ARGV[5])
+  each_chunk(newly_hot, 1, function(i, j)
+    redis.call('SADD', KEYS[2], unpack(newly_hot, i, j))
+  end)
+  if any_hot then
+    redis.call('EXPIRE', KEYS[2], ARGV[6])
+  end
+end
+
+return reply
