@@ -171,7 +171,7 @@ func (t timedTx) SaveProgress(ctx context.Context, progress []engine.QuestProgre
 	return t.inner.SaveProgress(ctx, progress)
 }
 
-func (t timedTx) Record(ctx context.Context, decisions []engineapp.RecordedDecision, incentives []engine.Incentive) error {
+func (t timedTx) Record(ctx context.Context, decisions []engineapp.RecordedDecision, incentives []engine.Incentive) ([]engine.Incentive, error) {
 	defer t.c.since(stRecord, time.Now())
 	return t.inner.Record(ctx, decisions, incentives)
 }

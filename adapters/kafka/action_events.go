@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -103,22 +104,29 @@ func actionEventFromNative(m map[string]any, key []byte) (engine.ActionEvent, er
 	// refuse NUL and invalid UTF-8: such an event would fail its batch on
 	// every redelivery, so it is refused here, into the DLQ.
 	if problem := cohort.ValidateUserID(e.UserID); problem != "" {
-		errs = append(errs, fmt.Errorf("userId %q %s", e.UserID, problem))
+		errs = append(errs, fmt.Errorf("userId %.64q %s", e.UserID, problem))
 	}
 	if !actionCodePattern.MatchString(e.ActionCode) {
 		errs = append(errs, fmt.Errorf("actionCode %q does not match %s", e.ActionCode, actionCodePattern))
 	}
-	if ts, ok := m["eventTs"].(time.Time); ok {
-		e.EventTs = ts.UTC()
-	} else {
+	if e.EventID == uuid.Nil {
+		errs = append(errs, errors.New("eventId is the nil UUID: every action needs an id of its own"))
+	}
+	if ts, ok := m["eventTs"].(time.Time); !ok {
 		errs = append(errs, fmt.Errorf("eventTs: want a timestamp, got %T", m["eventTs"]))
+	} else if e.EventTs = ts.UTC(); e.EventTs.Before(earliestEvent) || !e.EventTs.Before(latestEvent) {
+		// Seconds or nanoseconds sent as milliseconds land here.
+		errs = append(errs, fmt.Errorf("eventTs %s is not between %s and %s (milliseconds since the epoch)",
+			e.EventTs.Format(time.RFC3339), earliestEvent.Format(time.DateOnly), latestEvent.Format(time.DateOnly)))
 	}
 	raw := str("payload")
-	if !utf8.ValidString(raw) || strings.Contains(raw, `\u0000`) {
-		errs = append(errs, errors.New("payload: not valid UTF-8, or holds a NUL character (\\u0000), which the action log cannot store"))
+	if !utf8.ValidString(raw) || strings.Contains(raw, `\u0000`) || loneSurrogate(raw) {
+		errs = append(errs, errors.New("payload: not valid UTF-8, or holds a NUL (\\u0000) or an unpaired surrogate escape, which the action log cannot store"))
 	}
 	payload, err := decodePayload([]byte(raw))
 	if err != nil {
+		errs = append(errs, fmt.Errorf("payload: %w", err))
+	} else if err := storableNumbers(payload); err != nil {
 		errs = append(errs, fmt.Errorf("payload: %w", err))
 	}
 	e.Payload, e.RawPayload = payload, []byte(raw)
@@ -126,6 +134,71 @@ func actionEventFromNative(m map[string]any, key []byte) (engine.ActionEvent, er
 		return engine.ActionEvent{}, fmt.Errorf("%w: %w", ErrInvalidActionEvent, errors.Join(errs...))
 	}
 	return e, nil
+}
+
+// The event times the action log takes: anything outside is a unit mistake,
+// and PostgreSQL could not even make its partition.
+var (
+	earliestEvent = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	latestEvent   = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// loneSurrogate reports whether raw holds a \u escape of a UTF-16 surrogate
+// that is not half of a pair: encoding/json reads it as U+FFFD, but jsonb
+// refuses the text.
+func loneSurrogate(raw string) bool {
+	for i := 0; i+6 <= len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' {
+			i++ // an escaped character, possibly a backslash
+			continue
+		}
+		v, err := strconv.ParseUint(raw[i+2:i+6], 16, 16)
+		switch {
+		case err != nil:
+		case v >= 0xD800 && v < 0xDC00: // high: a low must follow
+			if i+12 > len(raw) || raw[i+6] != '\\' || raw[i+7] != 'u' {
+				return true
+			}
+			lo, err := strconv.ParseUint(raw[i+8:i+12], 16, 16)
+			if err != nil || lo < 0xDC00 || lo >= 0xE000 {
+				return true
+			}
+			i += 11
+			continue
+		case v >= 0xDC00 && v < 0xE000:
+			return true
+		}
+		i += 5
+	}
+	return false
+}
+
+// storableNumbers refuses numbers no float64 holds (1e400): jsonb's numeric
+// would take some of them, but the conditions and amounts that read them
+// could not, and no real payload carries one.
+func storableNumbers(v any) error {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			if err := storableNumbers(e); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := storableNumbers(e); err != nil {
+				return err
+			}
+		}
+	case json.Number:
+		if _, err := strconv.ParseFloat(string(x), 64); err != nil {
+			return fmt.Errorf("number %.32s is out of range", string(x))
+		}
+	}
+	return nil
 }
 
 // parseUUID accepts the canonical 36-character form only: uuid.Parse also

@@ -37,7 +37,9 @@ func actionEvent(tenant uuid.UUID, user, action, raw string) engine.ActionEvent 
 
 func TestActionEventRoundTripKeepsNumbersExact(t *testing.T) {
 	reg := registry(t)
-	e := actionEvent(uuid.New(), "user-1", "PURCHASE", `{"amount": 1234.5678901234567890, "items": 3, "channel": "app", "nested": {"a": [1, 2]}}`)
+	// An escaped surrogate pair (an emoji) and an escaped backslash before
+	// a u are ordinary JSON, not the lone surrogates the log refuses.
+	e := actionEvent(uuid.New(), "user-1", "PURCHASE", `{"amount": 1234.5678901234567890, "items": 3, "channel": "app", "nested": {"a": [1, 2]}, "note": "\ud83d\ude00 \\ud800"}`)
 	value, err := kafka.EncodeActionEvent(reg, e)
 	if err != nil {
 		t.Fatal(err)
@@ -95,6 +97,10 @@ func TestDecodeActionEventRefusesWhatBreaksTheContract(t *testing.T) {
 		{"long user", key, encode(func(m map[string]any) { m["userId"] = strings.Repeat("u", 129) }), kafka.ErrInvalidActionEvent, "at most 128 bytes"},
 		{"NUL in the user", key, encode(func(m map[string]any) { m["userId"] = "u\x00" }), kafka.ErrInvalidActionEvent, "control characters"},
 		{"NUL in the payload", key, encode(func(m map[string]any) { m["payload"] = `{"note":"a\u0000b"}` }), kafka.ErrInvalidActionEvent, "NUL"},
+		{"nil event id", key, encode(func(m map[string]any) { m["eventId"] = uuid.Nil.String() }), kafka.ErrInvalidActionEvent, "nil UUID"},
+		{"event time in nanoseconds", key, encode(func(m map[string]any) { m["eventTs"] = time.UnixMilli(1_764_000_000_000_000_000 / 1000) }), kafka.ErrInvalidActionEvent, "eventTs"},
+		{"lone surrogate", key, encode(func(m map[string]any) { m["payload"] = `{"x":"\ud800"}` }), kafka.ErrInvalidActionEvent, "surrogate"},
+		{"number out of range", key, encode(func(m map[string]any) { m["payload"] = `{"amount":1e400}` }), kafka.ErrInvalidActionEvent, "out of range"},
 		{"lower-case action", key, encode(func(m map[string]any) { m["actionCode"] = "login" }), kafka.ErrInvalidActionEvent, "actionCode"},
 		{"long action", key, encode(func(m map[string]any) { m["actionCode"] = "A" + strings.Repeat("B", 64) }), kafka.ErrInvalidActionEvent, "actionCode"},
 		{"payload an array", key, encode(func(m map[string]any) { m["payload"] = "[1]" }), kafka.ErrInvalidActionEvent, "payload"},

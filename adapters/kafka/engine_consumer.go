@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/incentives-platform/incentives/adapters/avro"
@@ -304,9 +305,26 @@ func (c *EngineConsumer) process(ctx, work context.Context, client *kgo.Client, 
 	}
 	stats.Invalid = len(dead)
 	if len(dead) > 0 {
+		pending := dead
 		err := c.retry(ctx, work, "produce to the DLQ", func(ctx context.Context) error {
-			return client.ProduceSync(ctx, dead...).FirstErr()
+			var tooLarge []*kgo.Record
+			for _, res := range client.ProduceSync(ctx, pending...) {
+				switch {
+				case errors.Is(res.Err, kerr.MessageTooLarge):
+					// Never retried as it is: sent again without its value.
+					tooLarge = append(tooLarge, withoutValue(res.Record))
+				case res.Err != nil:
+					return res.Err
+				}
+			}
+			pending = tooLarge
+			return nil
 		})
+		if err == nil && len(pending) > 0 {
+			err = c.retry(ctx, work, "produce stubs to the DLQ", func(ctx context.Context) error {
+				return client.ProduceSync(ctx, pending...).FirstErr()
+			})
+		}
 		if err != nil {
 			return err
 		}

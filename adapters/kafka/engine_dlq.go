@@ -26,6 +26,9 @@ const (
 	headerHandlerPoisoned = "handler_poisoned"
 )
 
+// maxReasonBytes bounds the reason a DLQ record carries in its headers.
+const maxReasonBytes = 1024
+
 // dlqRecord is r, unchanged, addressed to the DLQ with why and whence.
 func (c *EngineConsumer) dlqRecord(r *kgo.Record, reason error) *kgo.Record {
 	headers := make([]kgo.RecordHeader, 0, len(r.Headers)+7)
@@ -39,6 +42,12 @@ func (c *EngineConsumer) dlqRecord(r *kgo.Record, reason error) *kgo.Record {
 		}
 	}
 	msg := []byte(reason.Error())
+	if len(msg) > maxReasonBytes {
+		// The reason quotes the record's fields, which can be as large as
+		// the record: a DLQ record twice the size of its source could
+		// exceed the broker's limit and block the partition it empties.
+		msg = append(msg[:maxReasonBytes:maxReasonBytes], "…"...)
+	}
 	headers = append(headers,
 		kgo.RecordHeader{Key: HeaderError, Value: msg},
 		kgo.RecordHeader{Key: HeaderOriginalTopic, Value: []byte(r.Topic)},
@@ -58,4 +67,14 @@ func headerValue(r *kgo.Record, key string) []byte {
 		}
 	}
 	return nil
+}
+
+// withoutValue is a DLQ record stripped of its value, for a source record so
+// close to the broker's size limit that its DLQ copy, with headers, is over
+// it: the headers still say where the original is.
+func withoutValue(r *kgo.Record) *kgo.Record {
+	stub := *r
+	stub.Value = nil
+	stub.Headers = append(stub.Headers[:len(stub.Headers):len(stub.Headers)], kgo.RecordHeader{Key: "value-dropped", Value: []byte("too large for the DLQ")})
+	return &stub
 }

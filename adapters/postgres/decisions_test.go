@@ -46,7 +46,7 @@ func TestUserDecisionsNewestFirstByPagesAndFilters(t *testing.T) {
 	add(globex, c1, "a/b ü", engine.OutcomeConditionFalse, base.Add(time.Hour))
 	add(acme, c1, "someone else", engine.OutcomeConditionFalse, base.Add(time.Hour))
 	tx := f.begin(t)
-	if err := tx.Record(ctx, all, nil); err != nil {
+	if _, err := tx.Record(ctx, all, nil); err != nil {
 		t.Fatal(err)
 	}
 	mustCommit(t, tx)

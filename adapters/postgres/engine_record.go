@@ -113,9 +113,9 @@ func decisionRow(d *enginecmd.RecordedDecision, incentiveID uuid.UUID) ([]any, e
 // publication (incentive_unpublished) and links completed quests to them,
 // and their IncentiveIssued events, one new stream each, with one more
 // (EventStore.createStreamsTx).
-func (t *engineTx) Record(ctx context.Context, decisions []enginecmd.RecordedDecision, incentives []engine.Incentive) error {
+func (t *engineTx) Record(ctx context.Context, decisions []enginecmd.RecordedDecision, incentives []engine.Incentive) ([]engine.Incentive, error) {
 	if len(decisions) == 0 && len(incentives) == 0 {
-		return nil
+		return nil, nil
 	}
 	byDecision := make(map[uuid.UUID]*engine.Incentive, len(incentives))
 	for i := range incentives {
@@ -135,13 +135,13 @@ func (t *engineTx) Record(ctx context.Context, decisions []enginecmd.RecordedDec
 		}
 		row, err := decisionRow(d, incID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rows = append(rows, row)
 	}
 	for _, inc := range incentives {
 		if seen[inc.DecisionID] == nil {
-			return fmt.Errorf("record: incentive %s has no decision %s in the batch", inc.ID, inc.DecisionID)
+			return nil, fmt.Errorf("record: incentive %s has no decision %s in the batch", inc.ID, inc.DecisionID)
 		}
 	}
 	var fresh map[uuid.UUID]bool // nil: every decision is new
@@ -151,7 +151,7 @@ func (t *engineTx) Record(ctx context.Context, decisions []enginecmd.RecordedDec
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("record %d decisions: %w", len(rows), err)
+		return nil, fmt.Errorf("record %d decisions: %w", len(rows), err)
 	}
 	issue := make([]engine.Incentive, 0, len(incentives))
 	for _, inc := range incentives {
@@ -163,10 +163,10 @@ func (t *engineTx) Record(ctx context.Context, decisions []enginecmd.RecordedDec
 		}
 	}
 	if len(issue) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := t.insertIncentives(ctx, issue); err != nil {
-		return err
+		return nil, err
 	}
 	creates := make([]streamCreate, len(issue))
 	for i, inc := range issue {
@@ -180,12 +180,12 @@ func (t *engineTx) Record(ctx context.Context, decisions []enginecmd.RecordedDec
 		}
 	}
 	if t.done {
-		return fmt.Errorf("record: %w", sql.ErrTxDone)
+		return nil, fmt.Errorf("record: %w", sql.ErrTxDone)
 	}
 	if _, err := t.s.events.createStreamsTx(ctx, t.tx, creates); err != nil {
-		return fmt.Errorf("record %d IncentiveIssued events: %w", len(creates), err)
+		return nil, fmt.Errorf("record %d IncentiveIssued events: %w", len(creates), err)
 	}
-	return nil
+	return issue, nil
 }
 
 // insertDecisions writes the decision rows and returns the ids of those

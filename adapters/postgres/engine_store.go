@@ -148,13 +148,24 @@ func (t *engineTx) LogEvents(ctx context.Context, events []engine.ActionEvent) (
 	if err := t.s.ensurePartitions(ctx, events); err != nil {
 		return nil, err
 	}
+	// The log's key is (event_id, event_ts), as a partitioned table's must
+	// be; an id logged before with another eventTs (a producer that re-sent
+	// an event with a new timestamp) is still the same event, and is skipped
+	// here rather than decided twice.
+	logged, err := t.loggedIDs(ctx, events)
+	if err != nil {
+		return nil, fmt.Errorf("log %d action events: %w", len(events), err)
+	}
 	seen := make(map[uuid.UUID]bool, len(events))
 	uniq := make([]int, 0, len(events)) // indexes of first occurrences, in input order
 	for i, e := range events {
-		if !seen[e.EventID] {
+		if !seen[e.EventID] && !logged[e.EventID] {
 			seen[e.EventID] = true
 			uniq = append(uniq, i)
 		}
+	}
+	if len(uniq) == 0 {
+		return nil, nil
 	}
 	sorted := slices.Clone(uniq)
 	slices.SortFunc(sorted, func(a, b int) int {
@@ -163,7 +174,7 @@ func (t *engineTx) LogEvents(ctx context.Context, events []engine.ActionEvent) (
 	rows := pgx.CopyFromSlice(len(sorted), func(i int) ([]any, error) { return eventRow(&events[sorted[i]]), nil })
 
 	var fresh map[uuid.UUID]bool // nil: every event is new
-	err := t.pg(func(c *pgx.Conn) error {
+	err = t.pg(func(c *pgx.Conn) error {
 		if _, err := c.Exec(ctx, `SAVEPOINT engine_log_events`); err != nil {
 			return err
 		}
@@ -193,6 +204,28 @@ func (t *engineTx) LogEvents(ctx context.Context, events []engine.ActionEvent) (
 		}
 	}
 	return out, nil
+}
+
+// loggedIDs returns which of the events' ids the log already holds, under
+// any eventTs.
+func (t *engineTx) loggedIDs(ctx context.Context, events []engine.ActionEvent) (map[uuid.UUID]bool, error) {
+	ids := make([]uuid.UUID, len(events))
+	for i, e := range events {
+		ids[i] = e.EventID
+	}
+	logged := map[uuid.UUID]bool{}
+	err := t.pg(func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT event_id FROM event WHERE event_id = ANY($1)`, ids)
+		if err != nil {
+			return err
+		}
+		found, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		for _, id := range found {
+			logged[id] = true
+		}
+		return err
+	})
+	return logged, err
 }
 
 // logNewEvents logs the events at indexes order that the log does not hold

@@ -85,7 +85,7 @@ func BenchmarkEngineBatch(b *testing.B) {
 					b.Fatalf("LogEvents: %d fresh, %v", len(fresh), err)
 				}
 				t1 := time.Now()
-				if err := tx.Record(ctx, batch.decisions, batch.incentives); err != nil {
+				if _, err := tx.Record(ctx, batch.decisions, batch.incentives); err != nil {
 					b.Fatal(err)
 				}
 				t2 := time.Now()

@@ -104,6 +104,15 @@ func TestLogEventsReturnsOnlyNewEventsInOrder(t *testing.T) {
 		t.Fatalf("second batch logged %v, want only the new %v", ids(got), want)
 	}
 	mustCommit(t, tx)
+	// A producer that re-sends an event with a new timestamp sends the same
+	// event: it is not decided again.
+	resent := a
+	resent.EventTs = a.EventTs.Add(time.Millisecond)
+	tx = f.begin(t)
+	if got, err = tx.LogEvents(ctx, []engine.ActionEvent{resent}); err != nil || len(got) != 0 {
+		t.Fatalf("an event re-sent with another eventTs was logged again: %v, %v", ids(got), err)
+	}
+	mustCommit(t, tx)
 	if n := f.count(t, `SELECT count(*) FROM event`); n != 5 {
 		t.Errorf("the log holds %d events, want 5", n)
 	}
@@ -390,7 +399,7 @@ func (r recordFixture) record(t *testing.T, tx enginecmd.BatchTx) {
 	if err := tx.SaveProgress(ctx, []engine.QuestProgress{r.completion}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Record(ctx, r.decisions, r.incentives); err != nil {
+	if _, err := tx.Record(ctx, r.decisions, r.incentives); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -482,7 +491,7 @@ func TestRecordWritesEverythingInTheBatchTransaction(t *testing.T) {
 	// Recording the same decisions again (their events logged under another
 	// event_ts, say) keeps the first copy and issues nothing twice.
 	tx = f.begin(t)
-	if err := tx.Record(ctx, r.decisions, r.incentives); err != nil {
+	if _, err := tx.Record(ctx, r.decisions, r.incentives); err != nil {
 		t.Fatalf("Record of decisions already recorded: %v", err)
 	}
 	mustCommit(t, tx)

@@ -103,11 +103,12 @@ type LimitResult struct {
 // LimiterConfig configures a Limiter.
 type LimiterConfig struct {
 	// DecisionTTL is how long a decision's answer is remembered. A
-	// redelivery within it gets the same answer and counts nothing; one
-	// after it is counted as a new decision, so it must outlast the longest
-	// redelivery (Kafka retention of tenant-events, consumer lag). Default 7
-	// days. The unique decision id in PostgreSQL still refuses a second
-	// reward after that (DESIGN.md §8).
+	// repeat within it gets the same answer and counts nothing. The engine
+	// needs it only for a batch retried after its transaction failed (a
+	// committed batch's events are found in the action-event log and never
+	// reach the limiter again), so it must outlast an outage of the
+	// database, not Kafka's retention; every issued reward leaves one key
+	// for this long, so longer costs memory by the million. Default 24h.
 	DecisionTTL time.Duration
 	// CounterMargin is how long a day or window counter outlives its window,
 	// so events that arrive late still find their day's count. Default 48h.
@@ -116,7 +117,7 @@ type LimiterConfig struct {
 
 func (c *LimiterConfig) setDefaults() {
 	if c.DecisionTTL == 0 {
-		c.DecisionTTL = 7 * 24 * time.Hour
+		c.DecisionTTL = 24 * time.Hour
 	}
 	if c.CounterMargin == 0 {
 		c.CounterMargin = 48 * time.Hour

@@ -131,10 +131,11 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 			return nil, fmt.Errorf("engine: save quest progress: %w", err)
 		}
 	}
-	if err := tx.Record(ctx, decisions, incentives); err != nil {
+	written, err := tx.Record(ctx, decisions, incentives)
+	if err != nil {
 		return nil, fmt.Errorf("engine: record decisions: %w", err)
 	}
-	return incentives, e.commit(ctx, tx, &committed)
+	return written, e.commit(ctx, tx, &committed)
 }
 
 func (e *Engine) commit(ctx context.Context, tx BatchTx, committed *bool) error {

@@ -73,9 +73,9 @@ func (t *fakeTx) SaveProgress(_ context.Context, p []engine.QuestProgress) error
 	return nil
 }
 
-func (t *fakeTx) Record(_ context.Context, d []engineapp.RecordedDecision, in []engine.Incentive) error {
+func (t *fakeTx) Record(_ context.Context, d []engineapp.RecordedDecision, in []engine.Incentive) ([]engine.Incentive, error) {
 	t.decisions, t.incentives = append(t.decisions, d...), append(t.incentives, in...)
-	return nil
+	return in, nil
 }
 
 func (t *fakeTx) Commit(context.Context) error {

@@ -89,8 +89,10 @@ type BatchTx interface {
 	SaveProgress(ctx context.Context, progress []engine.QuestProgress) error
 	// Record writes every decision (with the limit answer of those that
 	// asked) and, for the issued ones, the incentive rows and their
-	// IncentiveIssued events with outbox rows.
-	Record(ctx context.Context, decisions []RecordedDecision, incentives []engine.Incentive) error
+	// IncentiveIssued events with outbox rows. It returns the incentives it
+	// wrote: a decision the store already held keeps its first answer, and
+	// its incentive, if any, was issued then, not now.
+	Record(ctx context.Context, decisions []RecordedDecision, incentives []engine.Incentive) ([]engine.Incentive, error)
 	Commit(ctx context.Context) error
 	Rollback(ctx context.Context) error
 }

@@ -70,9 +70,16 @@ func (r Reward) AmountFor(payload map[string]any) (amount decimal.Decimal, ok bo
 	if !ok || !base.IsPositive() {
 		return decimal.Zero, false
 	}
-	amount = base.Mul(r.Percent).Div(hundred).Truncate(r.Scale())
-	if !r.MaxAmount.IsZero() && amount.GreaterThan(r.MaxAmount) {
-		amount = r.MaxAmount
+	// Shift, not Div: exact, where Div rounds half up at 16 places before
+	// the truncation could see the digits it rounded.
+	amount = base.Mul(r.Percent).Shift(-2).Truncate(r.Scale())
+	if cap := r.MaxAmount.Truncate(r.Scale()); !r.MaxAmount.IsZero() && amount.GreaterThan(cap) {
+		amount = cap
+	}
+	if amount.GreaterThan(maxAmount) {
+		// No reward is that large; the payload is wrong, and the amount
+		// would not fit the incentive's numeric(20,4) either.
+		return decimal.Zero, false
 	}
 	return amount, amount.IsPositive()
 }
@@ -126,6 +133,21 @@ func parseAmount(v *domain.Validator, field string, raw any, max decimal.Decimal
 	return decimal.Zero
 }
 
+// checkScale refuses an amount finer than the reward pays in: 10.5 POINTS or
+// 0.001 INR would be rounded away when paid.
+func checkScale(v *domain.Validator, field string, r Reward, amount decimal.Decimal) {
+	if r.Type == "" || amount.IsZero() {
+		return
+	}
+	if scale := r.Scale(); -amount.Exponent() > scale && !amount.Equal(amount.Truncate(scale)) {
+		if scale == 0 {
+			v.Add(field, "must be a whole number: "+string(r.Type)+" rewards are paid in whole units")
+		} else {
+			v.Add(field, fmt.Sprintf("must have at most %d decimal places: it is paid in %s", scale, r.Currency))
+		}
+	}
+}
+
 func parseReward(v *domain.Validator, path string, raw any, allowPercentage bool) Reward {
 	obj, ok := object(v, path, raw)
 	if !ok {
@@ -153,6 +175,7 @@ func parseReward(v *domain.Validator, path string, raw any, allowPercentage bool
 		v.Add(path, "give either amount or percent with percentOf, not both")
 	case hasAmount:
 		r.Amount = parseAmount(v, path+".amount", obj["amount"], maxAmount)
+		checkScale(v, path+".amount", r, r.Amount)
 		if obj["maxAmount"] != nil {
 			v.Add(path+".maxAmount", "only caps percentage rewards")
 		}
@@ -168,6 +191,7 @@ func parseReward(v *domain.Validator, path string, raw any, allowPercentage bool
 		}
 		if obj["maxAmount"] != nil {
 			r.MaxAmount = parseAmount(v, path+".maxAmount", obj["maxAmount"], maxAmount)
+			checkScale(v, path+".maxAmount", r, r.MaxAmount)
 		}
 	default:
 		v.Add(path, "needs amount, or percent with percentOf")

@@ -220,3 +220,44 @@ func TestDocumentRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// Money is paid in the reward's units: whole POINTS, cents otherwise, and
+// never a fraction more than the rule says.
+func TestRewardsArePaidInTheirUnits(t *testing.T) {
+	for _, doc := range []string{
+		`{"action":"BUY","reward":{"type":"POINTS","currency":"POINTS","amount":"10.5"}}`,
+		`{"action":"BUY","reward":{"type":"CASHBACK","currency":"INR","amount":"0.001"}}`,
+		`{"action":"BUY","reward":{"type":"POINTS","currency":"POINTS","percent":"5","percentOf":"amount","maxAmount":"50.5"}}`,
+	} {
+		if _, err := rules.Parse(rules.Simple, []byte(doc)); err == nil {
+			t.Errorf("Parse(%s) accepted an amount finer than its unit", doc)
+		}
+	}
+	r, err := rules.Parse(rules.Simple, []byte(`{"action":"BUY","reward":{"type":"CASHBACK","currency":"INR","percent":"1","percentOf":"amount","maxAmount":"5000"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncapped, err := rules.Parse(rules.Simple, []byte(`{"action":"BUY","reward":{"type":"CASHBACK","currency":"INR","percent":"10","percentOf":"amount"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rule       rules.Rule
+		base, want string
+	}{
+		{r, "99.999999999999999999", "0.99"}, // 1% rounded down, not half up first
+		{r, "1e17", "5000"},                  // capped
+		{uncapped, "1e17", ""},               // larger than any reward: nothing
+	} {
+		got, ok := tc.rule.Reward.AmountFor(map[string]any{"amount": json.Number(tc.base)})
+		if tc.want == "" {
+			if ok {
+				t.Errorf("AmountFor(%s) = %s, want nothing", tc.base, got)
+			}
+			continue
+		}
+		if !ok || got.String() != tc.want {
+			t.Errorf("AmountFor(%s) = %s, %v; want %s", tc.base, got, ok, tc.want)
+		}
+	}
+}
