@@ -135,8 +135,15 @@ func (s *CohortJobs) Report(ctx context.Context, job commands.CohortJob) error {
 }
 
 // supersededKeep is how many of a cohort's newest member sets survive: the
-// current one, and the one before for readers that trail the projection.
+// current one, and the ones before for readers that trail the projection.
 const supersededKeep = 2
+
+// supersededGrace is how long a superseded member set survives whatever
+// supersededKeep says: the engine decides with a catalog up to a refresh
+// (and the projection's lag) old, and two recomputations finishing within
+// that would otherwise delete the set it still reads, and everyone would be
+// out of the cohort for a moment.
+const supersededGrace = 10 * time.Minute
 
 // Succeed implements commands.CohortJobStore.
 func (s *CohortJobs) Succeed(ctx context.Context, job commands.CohortJob) ([]uuid.UUID, error) {
@@ -154,8 +161,9 @@ func (s *CohortJobs) Succeed(ctx context.Context, job commands.CohortJob) ([]uui
 				SELECT job_id FROM cohort_job
 				WHERE cohort_id = $1 AND status = 'SUCCEEDED' AND members_generation IS NOT NULL
 				ORDER BY finished_at DESC, job_id OFFSET $2)
+			AND finished_at < now() - $3::interval
 			AND NOT members_dropped
-			RETURNING members_generation`, job.CohortID, supersededKeep)
+			RETURNING members_generation`, job.CohortID, supersededKeep, fmt.Sprintf("%d seconds", int(supersededGrace.Seconds())))
 		if err != nil {
 			return fmt.Errorf("supersede member sets of cohort %s: %w", job.CohortID, err)
 		}

@@ -253,10 +253,16 @@ func TestCohortJobsClaimSkipsLockedJobsAndTakesOverDeadWorkers(t *testing.T) {
 func TestCohortJobSuccessesSupersedeOldMemberSets(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	jobs := postgres.NewCohortJobs(pgtest.MustOpen(t))
+	db := pgtest.MustOpen(t)
+	jobs := postgres.NewCohortJobs(db)
 	cohortID := uuid.New()
 	var generations []uuid.UUID
 	for i := range 4 {
+		// The earlier jobs finished long enough ago for their sets to go:
+		// a set younger than the grace stays, for a catalog that trails.
+		if _, err := db.Pool.Exec(ctx, `UPDATE cohort_job SET finished_at = finished_at - interval '1 hour' WHERE cohort_id = $1`, cohortID); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := jobs.Enqueue(ctx, commands.CohortJob{JobID: uuid.New(), CohortID: cohortID, TenantID: uuid.New(), CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
@@ -271,6 +277,7 @@ func TestCohortJobSuccessesSupersedeOldMemberSets(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The current set and the one before stay, for readers that trail.
+		// (A set younger than the grace would stay too; see below.)
 		var want []uuid.UUID
 		if i >= 2 {
 			want = []uuid.UUID{generations[i-2]}
@@ -282,6 +289,27 @@ func TestCohortJobSuccessesSupersedeOldMemberSets(t *testing.T) {
 		if err != nil || !ok || last.JobID != j.JobID || last.Status != commands.JobSucceeded || last.Members != j.Members ||
 			last.CohortVersion != j.CohortVersion || last.Progress() != 1 || last.FinishedAt.IsZero() {
 			t.Fatalf("LastCohortJob after success %d = %+v, %v, %v", i, last, ok, err)
+		}
+	}
+	// Two recomputations within the grace: the first drops only the old
+	// set (generations[2], an hour old); the second drops nothing, though
+	// the set of generations[3] is now third newest: it is minutes old, and
+	// a catalog may still name it.
+	for k := range 2 {
+		if _, err := jobs.Enqueue(ctx, commands.CohortJob{JobID: uuid.New(), CohortID: cohortID, TenantID: uuid.New(), CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		j, _, err := jobs.Claim(ctx, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Members, j.CohortVersion = cohort.Members{Generation: uuid.New(), Count: 1}, 9
+		var want []uuid.UUID
+		if k == 0 {
+			want = []uuid.UUID{generations[2]}
+		}
+		if superseded, err := jobs.Succeed(ctx, j); err != nil || !slices.Equal(superseded, want) {
+			t.Fatalf("success %d within the grace superseded %v (%v), want %v", k, superseded, err, want)
 		}
 	}
 	if _, ok, err := jobs.LastCohortJob(ctx, uuid.New()); err != nil || ok {
