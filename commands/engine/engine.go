@@ -103,11 +103,17 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 	q := &quests{progress: progress, changed: map[ProgressKey]bool{}}
 	decisions, asks, reqs := e.decide(idx, work, members, q)
 	var incentives []engine.Incentive
-	if len(reqs) > 0 {
+	// Limits answer after the whole batch was decided; a quest completion
+	// they refuse is undone, and the same user's later events of that quest
+	// in this batch, decided as if it had been paid, are decided again (the
+	// next may complete it, under a later day's cap): one batch must decide
+	// as the same events one at a time would.
+	for len(reqs) > 0 {
 		answers, err := e.limiter.CheckAndIncr(ctx, reqs)
 		if err != nil {
 			return nil, fmt.Errorf("engine: limits: %w", err)
 		}
+		var refused []int
 		for i, a := range answers {
 			d := &decisions[asks[i]]
 			d.Limits = &answers[i]
@@ -119,8 +125,11 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 			if a.RefusedBy != nil {
 				d.Reason = fmt.Sprintf("%s %s limit of %d reached", a.RefusedBy.Scope, a.RefusedBy.Kind, a.RefusedBy.Cap)
 			}
-			q.refuseCompletion(d.Decision)
+			if q.refuseCompletion(d.Decision) {
+				refused = append(refused, asks[i])
+			}
 		}
+		asks, reqs = e.redecideAfter(idx, work, members, q, decisions, refused)
 	}
 	var save []engine.QuestProgress
 	for k := range q.changed {
@@ -164,53 +173,89 @@ func (q *quests) set(k ProgressKey, p engine.QuestProgress) {
 }
 
 // refuseCompletion undoes a quest's completion that was not paid (limits,
-// a suspended tenant), so the user's next quest event tries again.
-func (q *quests) refuseCompletion(d engine.Decision) {
+// a suspended tenant), so the user's next quest event tries again. It
+// reports whether there was a completion to undo.
+func (q *quests) refuseCompletion(d engine.Decision) bool {
 	k := ProgressKey{CampaignID: d.CampaignID, UserID: d.UserID}
 	if p := q.get(k); p != nil && !p.Completed.IsZero() {
 		q.set(k, engine.CompleteRefused(*p))
+		return true
 	}
+	return false
 }
 
 // decide evaluates every candidate in batch order and returns the
-// decisions with, for each would-be reward, its index among them and its
-// limit request.
+// decisions (decisions[i] is work[i]'s) with, for each would-be reward, its
+// index among them and its limit request.
 func (e *Engine) decide(idx *catalogIndex, work []candidate, members map[MemberKey]bool, q *quests) ([]RecordedDecision, []int, []LimitRequest) {
+	decisions := make([]RecordedDecision, len(work))
 	var (
-		decisions []RecordedDecision
-		asks      []int
-		reqs      []LimitRequest
-	)
-	var (
+		asks   []int
+		reqs   []LimitRequest
 		varsOf *engine.ActionEvent
 		vars   map[string]any
 	)
-	for _, w := range work {
-		ev, c := w.event, w.campaign
-		if ev != varsOf { // candidates come grouped by event: build its CEL variables once
-			varsOf, vars = ev, engine.EventVars(*ev)
+	for i, w := range work {
+		if w.event != varsOf { // candidates come grouped by event: build its CEL variables once
+			varsOf, vars = w.event, engine.EventVars(*w.event)
 		}
-		inCohort := true
-		if c.CohortID != uuid.Nil {
-			inCohort = members[MemberKey{Generation: idx.cohorts[c.CohortID], UserID: ev.UserID}]
+		var req *LimitRequest
+		decisions[i], req = evaluate(idx, w, vars, members, q)
+		if req != nil {
+			asks, reqs = append(asks, i), append(reqs, *req)
 		}
-		pk := ProgressKey{CampaignID: c.ID, UserID: ev.UserID}
-		d, next := engine.EvaluateVars(*ev, vars, *c, inCohort, q.get(pk))
-		if next != nil {
-			q.set(pk, *next)
-		}
-		if d.Outcome == engine.OutcomeIssued {
-			t, ok := idx.tenants[ev.TenantID]
-			if !ok || t.Status != tenant.StatusActive {
-				d.Outcome, d.Reason = engine.OutcomeTenantSuspended, "the tenant is not active"
-				q.refuseCompletion(d)
-			} else {
-				asks = append(asks, len(decisions))
-				reqs = append(reqs, LimitRequest{DecisionID: d.ID, TenantID: ev.TenantID, UserID: ev.UserID, At: ev.EventTs,
-					Tenant: t.Tenant, User: t.User})
-			}
-		}
-		decisions = append(decisions, RecordedDecision{Decision: d})
 	}
 	return decisions, asks, reqs
+}
+
+// redecideAfter decides again, in order, the candidates that follow each
+// refused quest completion for the same campaign and user, and returns the
+// would-be rewards among them.
+func (e *Engine) redecideAfter(idx *catalogIndex, work []candidate, members map[MemberKey]bool, q *quests,
+	decisions []RecordedDecision, refused []int) ([]int, []LimitRequest) {
+	var (
+		asks []int
+		reqs []LimitRequest
+	)
+	for _, r := range refused {
+		key := work[r]
+		for j := r + 1; j < len(work); j++ {
+			w := work[j]
+			if w.campaign.ID != key.campaign.ID || w.event.UserID != key.event.UserID {
+				continue
+			}
+			var req *LimitRequest
+			decisions[j], req = evaluate(idx, w, engine.EventVars(*w.event), members, q)
+			if req != nil {
+				asks, reqs = append(asks, j), append(reqs, *req)
+			}
+		}
+	}
+	return asks, reqs
+}
+
+// evaluate decides one candidate, threading its quest progress, and returns
+// the limit request of a would-be reward.
+func evaluate(idx *catalogIndex, w candidate, vars map[string]any, members map[MemberKey]bool, q *quests) (RecordedDecision, *LimitRequest) {
+	ev, c := w.event, w.campaign
+	inCohort := true
+	if c.CohortID != uuid.Nil {
+		inCohort = members[MemberKey{Generation: idx.cohorts[c.CohortID], UserID: ev.UserID}]
+	}
+	pk := ProgressKey{CampaignID: c.ID, UserID: ev.UserID}
+	d, next := engine.EvaluateVars(*ev, vars, *c, inCohort, q.get(pk))
+	if next != nil {
+		q.set(pk, *next)
+	}
+	if d.Outcome != engine.OutcomeIssued {
+		return RecordedDecision{Decision: d}, nil
+	}
+	t, ok := idx.tenants[ev.TenantID]
+	if !ok || t.Status != tenant.StatusActive {
+		d.Outcome, d.Reason = engine.OutcomeTenantSuspended, "the tenant is not active"
+		q.refuseCompletion(d)
+		return RecordedDecision{Decision: d}, nil
+	}
+	return RecordedDecision{Decision: d}, &LimitRequest{DecisionID: d.ID, TenantID: ev.TenantID, UserID: ev.UserID, At: ev.EventTs,
+		Tenant: t.Tenant, User: t.User}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -195,5 +196,55 @@ func TestProcessPaysNothingForASuspendedTenant(t *testing.T) {
 	issued, err := e.Process(context.Background(), []engine.ActionEvent{event("u1", "LOGIN", 0), event("u1", "PURCHASE", 0)})
 	if err != nil || len(issued) != 0 || len(store.decisions) != 1 || store.decisions[0].Outcome != engine.OutcomeTenantSuspended {
 		t.Fatalf("issued %v, decisions %+v, %v", issued, store.decisions, err)
+	}
+}
+
+// refusingLimiter refuses the requests of events before a time: the
+// day's cap was reached, tomorrow's is free.
+type refusingLimiter struct{ before time.Time }
+
+func (l refusingLimiter) CheckAndIncr(_ context.Context, reqs []engineapp.LimitRequest) ([]engineapp.LimitAnswer, error) {
+	out := make([]engineapp.LimitAnswer, len(reqs))
+	for i, r := range reqs {
+		out[i].Granted = !r.At.Before(l.before)
+		if !out[i].Granted {
+			out[i].RefusedBy = &engineapp.LimitCounter{Scope: "USER", Kind: "DAY", Cap: 1, Seen: 1}
+		}
+	}
+	return out, nil
+}
+
+// A quest completion the limits refuse is retried by the user's next event
+// of the quest in the same batch, as it would be one event per batch: the
+// logins at 23:57 and 23:58 meet today's exhausted cap, the one at 00:01
+// tomorrow's free one, and it pays.
+func TestARefusedQuestCompletionIsRetriedWithinTheBatch(t *testing.T) {
+	quest := engine.Campaign{ID: uuid.New(), TenantID: tenantID, Version: 1, Status: campaign.StatusActive,
+		Rule: mustRule(t, rules.Quest, `{"steps":[{"action":"LOGIN","count":1}],"reward":{"type":"POINTS","currency":"POINTS","amount":"50"}}`)}
+	store := &fakeStore{logged: map[uuid.UUID]bool{}, progress: map[engineapp.ProgressKey]engine.QuestProgress{}, members: map[engineapp.MemberKey]bool{}}
+	catalog := engineapp.NewCatalog(staticSource{engineapp.Snapshot{Campaigns: []engine.Campaign{quest},
+		Tenants: map[uuid.UUID]engineapp.TenantState{tenantID: {Status: tenant.StatusActive}}}}, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := catalog.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	midnight := t0.Truncate(24 * time.Hour).Add(24 * time.Hour)
+	e := engineapp.New(store, catalog, refusingLimiter{before: midnight})
+	batch := []engine.ActionEvent{event("u1", "LOGIN", 0), event("u1", "LOGIN", 0), event("u1", "LOGIN", 0)}
+	for i, at := range []time.Duration{-3 * time.Minute, -2 * time.Minute, time.Minute} {
+		batch[i].EventTs = midnight.Add(at)
+	}
+	issued, err := e.Process(context.Background(), batch)
+	if err != nil || len(issued) != 1 || issued[0].SourceEventID != batch[2].EventID {
+		t.Fatalf("issued %+v (%v), want the 00:01 login's completion", issued, err)
+	}
+	var outcomes []engine.Outcome
+	for _, d := range store.decisions {
+		outcomes = append(outcomes, d.Outcome)
+	}
+	if want := []engine.Outcome{engine.OutcomeLimited, engine.OutcomeLimited, engine.OutcomeIssued}; !slices.Equal(outcomes, want) {
+		t.Fatalf("outcomes %v, want %v", outcomes, want)
+	}
+	if p := store.progress[engineapp.ProgressKey{CampaignID: quest.ID, UserID: "u1"}]; p.Completed.IsZero() {
+		t.Fatalf("the paid quest is not completed: %+v", p)
 	}
 }
