@@ -39,6 +39,10 @@ type Principal struct {
 	Subject  string
 	TenantID uuid.UUID // uuid.Nil for a platform admin
 	Role     Role
+	// ExpiresAt is when the token stops being valid (set by Verify; Issue
+	// takes a ttl instead): a connection that outlives its request, such as
+	// a WebSocket, must end there.
+	ExpiresAt time.Time
 }
 
 // Actor returns the principal as recorded in event metadata: "<role>:<subject>".
@@ -112,6 +116,9 @@ func (a *Authenticator) Verify(token string) (Principal, error) {
 		return Principal{}, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	p := Principal{Subject: c.Subject, Role: c.Role}
+	if c.ExpiresAt != nil {
+		p.ExpiresAt = c.ExpiresAt.UTC()
+	}
 	if c.TenantID != "" {
 		if p.TenantID, err = uuid.Parse(c.TenantID); err != nil {
 			return Principal{}, fmt.Errorf("%w: tenant_id is not a UUID", ErrInvalidToken)

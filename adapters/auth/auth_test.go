@@ -39,8 +39,11 @@ func TestIssueAndVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := a.Verify(tok)
-		if err != nil || got != p {
-			t.Fatalf("Verify(Issue(%+v)) = %+v, %v", p, got, err)
+		if err != nil || !got.ExpiresAt.Equal(now.Add(time.Hour).Truncate(time.Second)) {
+			t.Fatalf("Verify(Issue(%+v)) expires at %v (%v), want in an hour", p, got.ExpiresAt, err)
+		}
+		if got.ExpiresAt = (time.Time{}); got != p {
+			t.Fatalf("Verify(Issue(%+v)) = %+v", p, got)
 		}
 	}
 }

@@ -27,6 +27,9 @@ const (
 	// (Config.CatchUpLimit); what was sent is in order, and the reason says
 	// since=<last incentive id sent>.
 	CloseCatchUpIncomplete = 4000
+	// CloseTokenExpired: the token the socket was opened with has expired;
+	// reconnect with a new one (and since=).
+	CloseTokenExpired = 4001
 )
 
 // recentIDs is how many of the last incentive ids a connection remembers, to
@@ -55,6 +58,9 @@ type conn struct {
 	srv *Server
 	ws  *websocket.Conn
 	key userKey
+	// expires is when the socket's token expires: a socket is no longer
+	// than its token valid. Zero: never (a token without exp is refused).
+	expires time.Time
 
 	mu       sync.Mutex
 	queue    []*frame
@@ -142,8 +148,16 @@ func (c *conn) writeLoop(from *cursor) (ended string) {
 	}
 	ping := time.NewTicker(c.srv.cfg.PingInterval)
 	defer ping.Stop()
+	var expired <-chan time.Time
+	if !c.expires.IsZero() {
+		t := time.NewTimer(time.Until(c.expires))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
 		select {
+		case <-expired:
+			return c.closeWith(CloseTokenExpired, "token expired: reconnect with a new token and since=<last incentiveId>")
 		case <-c.wake:
 			batch, overflow := c.take()
 			if overflow {

@@ -238,3 +238,20 @@ func TestCloseSaysGoingAway(t *testing.T) {
 		t.Fatalf("handshake after Close: %v (%s), want 503", err, describe(resp))
 	}
 }
+
+// A socket lasts no longer than the token it was opened with: when the
+// token expires, the server closes it with 4001, and the client comes back
+// with a new token.
+func TestSocketClosesWhenItsTokenExpires(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, ws.Config{}, nil)
+	tok, err := s.auth.Issue(auth.Principal{Subject: "u1", TenantID: uuid.New(), Role: auth.RoleUser}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.dial(tok, "")
+	ce := expectClose(t, c, ws.CloseTokenExpired)
+	if !strings.Contains(ce.Text, "token expired") {
+		t.Fatalf("close reason %q", ce.Text)
+	}
+}

@@ -56,7 +56,7 @@ var (
 // serveWS checks a handshake and upgrades it. Every refusal happens before
 // the upgrade, as problem+json.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	k, from, ref := s.admit(r)
+	k, from, expires, ref := s.admit(r)
 	if ref != nil {
 		s.refuse(w, r, ref)
 		return
@@ -67,6 +67,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.wg.Done()
 	c := newConn(s, k)
+	c.expires = expires
 	if !s.hub.add(c) {
 		s.refuse(w, r, errTooMany)
 		return
@@ -90,38 +91,38 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // admit reads who is connecting and from where, or why not.
-func (s *Server) admit(r *http.Request) (k userKey, from *cursor, ref *refusal) {
+func (s *Server) admit(r *http.Request) (k userKey, from *cursor, expires time.Time, ref *refusal) {
 	if r.Method != http.MethodGet {
-		return k, nil, errMethod
+		return k, nil, expires, errMethod
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
-		return k, nil, errNoUpgrade
+		return k, nil, expires, errNoUpgrade
 	}
 	if !s.originAllowed(r) {
-		return k, nil, errOrigin
+		return k, nil, expires, errOrigin
 	}
 	token := tokenOf(r)
 	if token == "" {
-		return k, nil, errNoToken
+		return k, nil, expires, errNoToken
 	}
 	p, err := s.deps.Verifier.Verify(token)
 	switch {
 	case errors.Is(err, auth.ErrTokenExpired):
-		return k, nil, errExpiredToken
+		return k, nil, expires, errExpiredToken
 	case err != nil:
-		return k, nil, errBadToken
+		return k, nil, expires, errBadToken
 	case p.Role != auth.RoleUser:
-		return k, nil, errNotUser
+		return k, nil, expires, errNotUser
 	}
 	if raw := r.URL.Query().Get("since"); raw != "" {
 		if from, err = parseSince(raw); err != nil {
-			return k, nil, &refusal{http.StatusBadRequest, typeMalformed, "Malformed request", err.Error()}
+			return k, nil, expires, &refusal{http.StatusBadRequest, typeMalformed, "Malformed request", err.Error()}
 		}
 		if s.deps.CatchUp == nil {
-			return k, nil, errNoHistory
+			return k, nil, expires, errNoHistory
 		}
 	}
-	return userKey{tenant: p.TenantID, user: p.Subject}, from, nil
+	return userKey{tenant: p.TenantID, user: p.Subject}, from, p.ExpiresAt, nil
 }
 
 // tokenOf returns the request's token: from the Authorization header, the

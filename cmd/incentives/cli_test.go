@@ -35,6 +35,10 @@ func TestTokenCommand(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	p, err := mustAuthenticator(t, devJWTSecret).Verify(strings.TrimSpace(out))
+	if left := time.Until(p.ExpiresAt); err != nil || left < 4*time.Minute || left > 5*time.Minute {
+		t.Fatalf("token of --ttl 5m expires in %v (%v)", left, err)
+	}
+	p.ExpiresAt = time.Time{}
 	if err != nil || p != (auth.Principal{Subject: "alice", TenantID: tenant, Role: auth.RoleTenantAdmin}) {
 		t.Fatalf("token verifies to %+v, %v", p, err)
 	}
