@@ -28,9 +28,38 @@ type cohortBody struct {
 }
 
 func newCohortBody(r io.Reader, maxBytes int64) *cohortBody {
-	dec := json.NewDecoder(r)
+	bounded := &valueBound{r: r}
+	dec := json.NewDecoder(bounded)
 	dec.UseNumber()
+	bounded.dec = dec
 	return &cohortBody{dec: dec, maxBytes: maxBytes}
+}
+
+// maxValueBytes bounds one JSON value of the body (a name, a rule, one id):
+// the longest legitimate one is a 2,000-character rule.
+const maxValueBytes = 64 << 10
+
+// errValueTooLarge: one value of the body is over maxValueBytes.
+var errValueTooLarge = errors.New("a value of the body is too large")
+
+// valueBound fails a read once the decoder holds more than maxValueBytes it
+// has not consumed: json.Decoder buffers a whole string before it returns
+// it, so one 60 MiB "name" would otherwise cost memory several times its
+// size before anything could refuse it. The decoder reads only between
+// values, on one goroutine, so its InputOffset is consistent here.
+type valueBound struct {
+	r    io.Reader
+	dec  *json.Decoder
+	read int64
+}
+
+func (v *valueBound) Read(p []byte) (int, error) {
+	if v.read-v.dec.InputOffset() > maxValueBytes {
+		return 0, errValueTooLarge
+	}
+	n, err := v.r.Read(p)
+	v.read += int64(n)
+	return n, err
 }
 
 // read reads the whole body, passing the ids to add a batch at a time
@@ -160,6 +189,9 @@ func (b *cohortBody) tokenError(err error) error {
 	case errors.As(err, &tooLarge):
 		return &httpError{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge, title: "Request too large",
 			detail: fmt.Sprintf("the body may be at most %d bytes", b.maxBytes)}
+	case errors.Is(err, errValueTooLarge):
+		return &httpError{status: http.StatusRequestEntityTooLarge, typ: typeTooLarge, title: "Request too large",
+			detail: fmt.Sprintf("one value of the body (a name, a rule, a user id) may be at most %d bytes", maxValueBytes)}
 	case errors.Is(err, io.EOF):
 		return badRequest("malformed JSON: the body ends in the middle of a value")
 	}

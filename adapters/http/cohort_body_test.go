@@ -3,6 +3,7 @@ package http
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -94,3 +95,37 @@ func TestCohortBodyProblems(t *testing.T) {
 type nopCloser struct{ *strings.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// One huge value is refused once it passes the bound, not after the whole
+// of it is held in memory.
+func TestCohortBodyRefusesAHugeValueEarly(t *testing.T) {
+	huge := &countingReader{r: io.MultiReader(strings.NewReader(`{"name":"`), infiniteReader{})}
+	_, err := newCohortBody(huge, 1<<30).read(func([]string) error { return nil })
+	var he *httpError
+	if !errors.As(err, &he) || he.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("read = %v, want 413", err)
+	}
+	if huge.n > 4*maxValueBytes {
+		t.Fatalf("read %d bytes of an endless value before refusing it", huge.n)
+	}
+}
+
+type infiniteReader struct{}
+
+func (infiniteReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
