@@ -194,7 +194,7 @@ func (l *Limiter) CheckAndIncr(ctx context.Context, reqs []LimitRequest) ([]Limi
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("check limits: %w", err)
 	}
-	cmds, err := l.run(ctx, calls)
+	cmds, err := runScript(ctx, l.rdb, l.script, "CHECK_AND_INCR", calls)
 	if err != nil {
 		return nil, err
 	}
@@ -214,43 +214,6 @@ func (l *Limiter) CheckAndIncr(ctx context.Context, reqs []LimitRequest) ([]Limi
 type scriptCall struct {
 	keys []string
 	args []any
-}
-
-// run sends calls in one pipeline. Redis forgets scripts on restart or
-// SCRIPT FLUSH: calls refused with NOSCRIPT were not run, so they are sent
-// again once the script is loaded.
-func (l *Limiter) run(ctx context.Context, calls []scriptCall) ([]*goredis.Cmd, error) {
-	cmds := make([]*goredis.Cmd, len(calls))
-	pending := make([]int, len(calls))
-	for i := range pending {
-		pending[i] = i
-	}
-	for attempt := 0; ; attempt++ {
-		pipe := l.rdb.Pipeline()
-		for _, i := range pending {
-			cmds[i] = l.script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
-		}
-		// Exec's error is the first command's; each command is checked below.
-		_, _ = pipe.Exec(ctx)
-		var missing []int
-		for _, i := range pending {
-			err := cmds[i].Err()
-			switch {
-			case err == nil:
-			case goredis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
-				missing = append(missing, i)
-			default:
-				return nil, fmt.Errorf("check limits (%s): %w", calls[i].keys[0], err)
-			}
-		}
-		if len(missing) == 0 {
-			return cmds, nil
-		}
-		if err := l.script.Load(ctx, l.rdb).Err(); err != nil {
-			return nil, fmt.Errorf("load CHECK_AND_INCR: %w", err)
-		}
-		pending = missing
-	}
 }
 
 // prepare validates r and builds its keys and arguments.

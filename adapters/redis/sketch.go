@@ -237,7 +237,7 @@ func (s *Sketch) call(ctx context.Context, tenantID uuid.UUID, windowTs int64, i
 		}
 		calls = append(calls, scriptCall{keys: keys, args: args})
 	}
-	cmds, err := s.run(ctx, calls)
+	cmds, err := runScript(ctx, s.rdb, s.script, "CMS_ADD", calls)
 	if err != nil {
 		return nil, err
 	}
@@ -255,46 +255,6 @@ func (s *Sketch) call(ctx context.Context, tenantID uuid.UUID, windowTs int64, i
 		}
 	}
 	return out, nil
-}
-
-// run sends calls in one pipeline, in order. Redis forgets scripts on
-// restart or SCRIPT FLUSH: calls refused with NOSCRIPT were not run, so they
-// are sent again once the script is loaded. (If the script was loaded by
-// another client in the middle of the pipeline, a resent call runs after
-// later ones: estimates then count some later items too, still never less
-// than the truth.)
-func (s *Sketch) run(ctx context.Context, calls []scriptCall) ([]*goredis.Cmd, error) {
-	cmds := make([]*goredis.Cmd, len(calls))
-	pending := make([]int, len(calls))
-	for i := range pending {
-		pending[i] = i
-	}
-	for attempt := 0; ; attempt++ {
-		pipe := s.rdb.Pipeline()
-		for _, i := range pending {
-			cmds[i] = s.script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
-		}
-		// Exec's error is the first command's; each command is checked below.
-		_, _ = pipe.Exec(ctx)
-		var missing []int
-		for _, i := range pending {
-			err := cmds[i].Err()
-			switch {
-			case err == nil:
-			case goredis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
-				missing = append(missing, i)
-			default:
-				return nil, fmt.Errorf("count-min sketch %s: %w", calls[i].keys[0], err)
-			}
-		}
-		if len(missing) == 0 {
-			return cmds, nil
-		}
-		if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
-			return nil, fmt.Errorf("load CMS_ADD: %w", err)
-		}
-		pending = missing
-	}
 }
 
 // SketchFootprint is what one window's sketch costs Redis.
