@@ -692,7 +692,7 @@ func (b *engineBench) report(f engineFigures) string {
 		{"poll → handler: Avro decode, DLQ check", sum[stDecode]},
 		{"handler (`Engine.Process`), of which:", sum[stHandle]},
 		{"&nbsp;&nbsp;begin: pin a connection, `BEGIN`", sum[stBegin]},
-		{"&nbsp;&nbsp;`LogEvents`: `COPY` into the event log", sum[stLog]},
+		{"&nbsp;&nbsp;`LogEvents`: ids looked up across the partitions, `COPY` into the event log", sum[stLog]},
 		{"&nbsp;&nbsp;`Members`: cohort lookups", sum[stMembers]},
 		{"&nbsp;&nbsp;`LockProgress`: quest rows `FOR UPDATE`, placeholders for new ones", sum[stLock]},
 		{"&nbsp;&nbsp;decide in Go: catalog match, CEL, quest steps, rewards", sum[stHandle] - inHandler},

@@ -112,7 +112,7 @@ func NewCohortRecomputer(cfg CohortRecomputerConfig) (*CohortRecomputer, error) 
 const maxBackoff = 30 * time.Second
 
 // recomputerActor is who the runner's commands are recorded as, in event metadata.
-const recomputerActor = "cohort-recomputer"
+const recomputerActor = "system:cohort-recomputer"
 
 // Run runs jobs and the schedule until ctx ends. Failures of the database
 // are logged and retried; they never stop the runner.

@@ -125,8 +125,9 @@ type Verifier interface {
 }
 
 // CatchUp reads what a reconnecting client missed from the incentive
-// history. Both methods return the tenant's user's incentives oldest first
-// (by issuedAt, then incentive id), at most limit of them, and an empty
+// history. Both methods return the tenant's user's incentives in the order
+// they were written (then issuedAt, then incentive id), at most limit of
+// them, and an empty
 // answer, not an error, for a cursor that is not the user's. They must be
 // safe for concurrent use.
 type CatchUp interface {

@@ -26,7 +26,7 @@ type environment struct {
 
 func commandList() []command {
 	return []command{
-		{"serve", "run the platform (roles api, engine, projector, relay)", runServe},
+		{"serve", "run the platform (roles api, engine, projector, relay, dcm)", runServe},
 		{"migrate", "create the database if needed and apply migrations", runMigrate},
 		{"token", "print a signed development JWT", runToken},
 		{"broker", "run the embedded Kafka-protocol broker alone", runBroker},

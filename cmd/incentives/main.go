@@ -1,6 +1,6 @@
 // Command incentives is the whole platform in one binary:
 //
-//	incentives serve     run the platform (roles api, engine, projector, relay)
+//	incentives serve     run the platform (roles api, engine, projector, relay, dcm)
 //	incentives migrate   apply database migrations
 //	incentives token     print a signed development JWT
 //	incentives broker    run the embedded Kafka-protocol broker alone
