@@ -56,7 +56,9 @@ type App struct {
 	// recomputer runs cohort recomputation jobs (projector role).
 	recomputer *commands.CohortRecomputer
 	engine     *engineRole
-	dcm        *dcmRole
+	// ops serves /metrics and /healthz when no api role does.
+	ops *opsServer
+	dcm *dcmRole
 
 	api      *httpapi.Server
 	httpSrv  *http.Server
@@ -134,6 +136,11 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err e
 	}
 	if cfg.hasRole(roleDCM) {
 		if err := a.buildDCM(registry, wlog); err != nil {
+			return nil, err
+		}
+	}
+	if !cfg.hasRole(roleAPI) {
+		if err := a.buildOps(); err != nil {
 			return nil, err
 		}
 	}
@@ -295,6 +302,9 @@ func (a *App) Run(ctx context.Context) error {
 	if a.ender != nil {
 		g.Go(func() error { return a.ender.Run(gctx) })
 	}
+	if a.ops != nil {
+		g.Go(func() error { return a.ops.Run(gctx) })
+	}
 	if a.engine != nil {
 		g.Go(func() error { return a.engine.catalog.Run(gctx) })
 		g.Go(func() error {
@@ -355,6 +365,14 @@ func (a *App) HTTPAddr() string {
 		return ""
 	}
 	return a.httpLn.Addr().String()
+}
+
+// OpsAddr returns where a process without the api role serves /metrics.
+func (a *App) OpsAddr() string {
+	if a.ops == nil {
+		return ""
+	}
+	return a.ops.ln.Addr().String()
 }
 
 // Brokers returns the Kafka brokers the app uses.

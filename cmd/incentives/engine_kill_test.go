@@ -42,7 +42,7 @@ func TestEngineKilledMidStreamIssuesEachRewardOnce(t *testing.T) {
 		ids = append(ids, id)
 	}
 	engineEnv := []string{"DATABASE_URL=" + cfg.DatabaseURL, "KAFKA_BROKERS=" + broker.Addr(), "REDIS_URL=" + cfg.RedisURL,
-		"ROLES=engine", "LOG_LEVEL=warn", "ENGINE_MAX_BATCH=200", "ENGINE_CATALOG_REFRESH=100ms", "ENGINE_SESSION_TIMEOUT=6s"}
+		"ROLES=engine", "LOG_LEVEL=warn", "HTTP_ADDR=127.0.0.1:0", "ENGINE_MAX_BATCH=200", "ENGINE_CATALOG_REFRESH=100ms", "ENGINE_SESSION_TIMEOUT=6s"}
 	first := startProcess(t, engineEnv, "serve")
 	startProcess(t, engineEnv, "serve")
 

@@ -145,7 +145,7 @@ func TestRelayKilledMidStreamLosesNothingAndKeepsStreamOrder(t *testing.T) {
 	}
 	app := commands.NewApplication(commands.Dependencies{Store: store, Clock: commands.SystemClock{},
 		TenantDefaults: commands.DefaultTenantDefaults(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Recorder: nopRecorder{}, RuleSchema: mustRuleSchema(t)})
-	relayEnv := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + broker.Addr(), "ROLES=relay", "LOG_LEVEL=warn", "KAFKA_PARTITIONS=4"}
+	relayEnv := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + broker.Addr(), "ROLES=relay", "LOG_LEVEL=warn", "KAFKA_PARTITIONS=4", "HTTP_ADDR=127.0.0.1:0"}
 	collected := kafkatest.Collect(t, broker.Brokers(), "ic.domain.tenant", "ic.domain.limits")
 
 	// A backlog committed before any relay runs.

@@ -56,6 +56,10 @@ func printBanner(w io.Writer, cfg *Config, app *App) {
 		bin = "go run ./cmd/incentives"
 	}
 	fmt.Fprintln(w, "\nIncentives platform is up (roles: "+cfg.Roles+").")
+	if ops := app.OpsAddr(); ops != "" {
+		base := "http://" + displayAddr(ops)
+		fmt.Fprintf(w, "  Metrics   %s/metrics      health %s/healthz\n", base, base)
+	}
 	if addr := app.HTTPAddr(); addr != "" {
 		base := "http://" + displayAddr(addr)
 		fmt.Fprintf(w, "  API       %s/api/v1      health %s/healthz   readiness %s/readyz\n", base, base, base)
