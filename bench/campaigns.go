@@ -16,13 +16,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/incentives-platform/incentives/adapters/auth"
-	"github.com/incentives-platform/incentives/adapters/avro"
 	httpapi "github.com/incentives-platform/incentives/adapters/http"
 	"github.com/incentives-platform/incentives/adapters/jsonschema"
-	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/adapters/metrics"
 	"github.com/incentives-platform/incentives/adapters/postgres"
-	"github.com/incentives-platform/incentives/adapters/postgres/pgtest"
 	"github.com/incentives-platform/incentives/commands"
 )
 
@@ -37,24 +34,12 @@ const benchRule = `{"action":"PURCHASE","condition":"event.payload.amount >= 100
 // outbox) beside the same command called in-process, and the engine's
 // campaign search over 10,000 campaigns.
 func runCampaigns(ctx context.Context, o options) (string, error) {
-	dbURL, drop, err := pgtest.NewDatabase(ctx)
+	bs, err := openStore(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer func() { _ = drop() }()
-	db, err := postgres.Open(ctx, dbURL)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
-	_, codec, err := avro.LoadPlatform()
-	if err != nil {
-		return "", err
-	}
-	store, err := postgres.NewEventStore(db, postgres.EventStoreConfig{Codec: codec, Outbox: kafka.DomainMessages{Codec: codec}})
-	if err != nil {
-		return "", err
-	}
+	defer func() { _ = bs.close() }()
+	db, store := bs.db, bs.store
 	ruleSchema, err := jsonschema.LoadRuleSchema()
 	if err != nil {
 		return "", err

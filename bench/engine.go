@@ -19,7 +19,6 @@ import (
 	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/adapters/postgres"
-	"github.com/incentives-platform/incentives/adapters/postgres/pgtest"
 	"github.com/incentives-platform/incentives/adapters/redis"
 	"github.com/incentives-platform/incentives/bench/loadgen"
 	engineapp "github.com/incentives-platform/incentives/commands/engine"
@@ -85,29 +84,19 @@ func setupEngineBench(ctx context.Context, o options) (_ *engineBench, err error
 			b.close()
 		}
 	}()
-	dbURL, drop, err := pgtest.NewDatabase(ctx)
+	bs, err := openStore(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b.cleanups = append(b.cleanups, drop)
-	if u, err := url.Parse(dbURL); err == nil {
+	b.cleanups = append(b.cleanups, bs.close)
+	if u, err := url.Parse(bs.url); err == nil {
 		b.dbName = strings.TrimPrefix(u.Path, "/")
 	}
-	if b.db, err = postgres.Open(ctx, dbURL); err != nil {
-		return nil, err
-	}
-	b.cleanups = append(b.cleanups, b.db.Close)
+	b.db, b.registry, b.store = bs.db, bs.registry, bs.store
 	if err := b.db.Pool.QueryRow(ctx, `SHOW server_version`).Scan(&b.pgVersion); err != nil {
 		return nil, err
 	}
 	b.pgVersion, _, _ = strings.Cut(b.pgVersion, " ")
-	var codec *avro.EventCodec
-	if b.registry, codec, err = avro.LoadPlatform(); err != nil {
-		return nil, err
-	}
-	if b.store, err = postgres.NewEventStore(b.db, postgres.EventStoreConfig{Codec: codec, Outbox: kafka.DomainMessages{Codec: codec}}); err != nil {
-		return nil, err
-	}
 	if b.redis, err = redis.Open(ctx, redisURL()); err != nil {
 		return nil, err
 	}

@@ -13,11 +13,9 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 
-	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/adapters/jsonschema"
 	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/adapters/postgres"
-	"github.com/incentives-platform/incentives/adapters/postgres/pgtest"
 	"github.com/incentives-platform/incentives/adapters/relay"
 	"github.com/incentives-platform/incentives/commands"
 	"github.com/incentives-platform/incentives/domain"
@@ -30,25 +28,13 @@ func (noRecorder) ObserveCommand(string, time.Duration, string) {}
 
 // runSpine measures the event store and the outbox relay (issue #2).
 func runSpine(ctx context.Context, o options) (string, error) {
-	dbURL, drop, err := pgtest.NewDatabase(ctx)
+	bs, err := openStore(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer func() { _ = drop() }()
-	db, err := postgres.Open(ctx, dbURL)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
-	_, codec, err := avro.LoadPlatform()
-	if err != nil {
-		return "", err
-	}
+	defer func() { _ = bs.close() }()
+	db, codec, store := bs.db, bs.codec, bs.store
 	messages := kafka.DomainMessages{Codec: codec}
-	store, err := postgres.NewEventStore(db, postgres.EventStoreConfig{Codec: codec, Outbox: messages})
-	if err != nil {
-		return "", err
-	}
 	ruleSchema, err := jsonschema.LoadRuleSchema()
 	if err != nil {
 		return "", err

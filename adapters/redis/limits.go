@@ -271,31 +271,9 @@ func (c LimitCaps) validate(scope string) []error {
 // the removal of a tenant, never the hot path, since it scans the keyspace.
 // In a Redis Cluster it must run on the node that owns the tenant's slot.
 func (l *Limiter) ForgetTenant(ctx context.Context, tenantID uuid.UUID) (int64, error) {
-	// The tag is a UUID in braces: nothing in it is a glob character.
-	iter := l.rdb.Scan(ctx, 0, tenantTag(tenantID)+":*", 1000).Iterator()
-	var (
-		batch   []string
-		deleted int64
-	)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		n, err := l.rdb.Unlink(ctx, batch...).Result()
-		deleted += n
-		batch = batch[:0]
-		return err
+	n, err := unlinkMatching(ctx, l.rdb, tenantTag(tenantID)+":*")
+	if err != nil {
+		return n, fmt.Errorf("forget limits of tenant %s: %w", tenantID, err)
 	}
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 500 {
-			if err := flush(); err != nil {
-				return deleted, fmt.Errorf("forget limits of tenant %s: %w", tenantID, err)
-			}
-		}
-	}
-	if err := errors.Join(iter.Err(), flush()); err != nil {
-		return deleted, fmt.Errorf("forget limits of tenant %s: %w", tenantID, err)
-	}
-	return deleted, nil
+	return n, nil
 }

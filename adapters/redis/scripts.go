@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -44,4 +45,31 @@ func runScript(ctx context.Context, rdb *goredis.Client, script *goredis.Script,
 		}
 		pending = missing
 	}
+}
+
+// unlinkMatching deletes the keys matching pattern (a tenant's hash-tagged
+// prefix, whose UUID holds no glob character) and the named ones, 500 at a
+// time, and returns how many it deleted. It scans: for tests, benchmarks
+// and removing a tenant, never the hot path.
+func unlinkMatching(ctx context.Context, rdb *goredis.Client, pattern string, named ...string) (int64, error) {
+	var deleted int64
+	batch := append([]string(nil), named...)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		n, err := rdb.Unlink(ctx, batch...).Result()
+		deleted += n
+		batch = batch[:0]
+		return err
+	}
+	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		if batch = append(batch, iter.Val()); len(batch) == 500 {
+			if err := flush(); err != nil {
+				return deleted, err
+			}
+		}
+	}
+	return deleted, errors.Join(iter.Err(), flush())
 }

@@ -302,24 +302,11 @@ func (s *Sketch) HotSet(ctx context.Context, tenantID uuid.UUID) ([]string, erro
 // tenant, never the hot path, since it scans the keyspace. In a Redis
 // Cluster it must run on the node that owns the tenant's slot.
 func (s *Sketch) ForgetTenant(ctx context.Context, tenantID uuid.UUID) (int64, error) {
-	// The tag is a UUID in braces: nothing in it is a glob character.
-	keys := []string{hotSetKey(tenantID)}
-	iter := s.rdb.Scan(ctx, 0, "cms:{"+tenantID.String()+"}:*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
+	n, err := unlinkMatching(ctx, s.rdb, "cms:{"+tenantID.String()+"}:*", hotSetKey(tenantID))
+	if err != nil {
+		return n, fmt.Errorf("forget sketches of tenant %s: %w", tenantID, err)
 	}
-	if err := iter.Err(); err != nil {
-		return 0, fmt.Errorf("forget sketches of tenant %s: %w", tenantID, err)
-	}
-	var deleted int64
-	for start := 0; start < len(keys); start += 500 {
-		n, err := s.rdb.Unlink(ctx, keys[start:min(start+500, len(keys))]...).Result()
-		deleted += n
-		if err != nil {
-			return deleted, fmt.Errorf("forget sketches of tenant %s: %w", tenantID, err)
-		}
-	}
-	return deleted, nil
+	return n, nil
 }
 
 func sketchKey(tenantID uuid.UUID, windowTs int64) string {
