@@ -161,12 +161,22 @@ func (t timedTx) Members(ctx context.Context, keys []engineapp.MemberKey) (map[e
 	return t.inner.Members(ctx, keys)
 }
 
-func (t timedTx) LockProgress(ctx context.Context, keys []engineapp.ProgressKey) (map[engineapp.ProgressKey]engine.QuestProgress, error) {
+func (t timedTx) LockProgress(ctx context.Context, keys []engineapp.ProgressKey) (map[engineapp.ProgressKey]engineapp.StoredProgress, error) {
 	defer t.c.since(stLock, time.Now())
 	return t.inner.LockProgress(ctx, keys)
 }
 
-func (t timedTx) SaveProgress(ctx context.Context, progress []engine.QuestProgress) error {
+func (t timedTx) ReadProgress(ctx context.Context, keys []engineapp.ProgressKey) (map[engineapp.ProgressKey]engineapp.StoredProgress, error) {
+	defer t.c.since(stLock, time.Now())
+	return t.inner.ReadProgress(ctx, keys)
+}
+
+func (t timedTx) DecisionsRecorded(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	defer t.c.since(stLock, time.Now())
+	return t.inner.DecisionsRecorded(ctx, ids)
+}
+
+func (t timedTx) SaveProgress(ctx context.Context, progress []engineapp.StoredProgress) error {
 	defer t.c.since(stSave, time.Now())
 	return t.inner.SaveProgress(ctx, progress)
 }

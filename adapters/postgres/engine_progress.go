@@ -70,13 +70,15 @@ func compareProgressKeys(a, b enginecmd.ProgressKey) int {
 
 // lockProgressQuery locks and reads the progress rows of the given keys,
 // in key order, so two batches wanting the same rows queue in one order.
-const lockProgressQuery = `
-	SELECT ua.campaign_id, ua.user_id, ua.step_counts, ua.window_start, ua.completed_at
-	FROM user_aggregation ua
-	JOIN unnest($1::uuid[], $2::text[]) AS k(campaign_id, user_id)
-	  ON ua.campaign_id = k.campaign_id AND ua.user_id = k.user_id
+const lockProgressQuery = readProgressQuery + `
 	ORDER BY ua.campaign_id, ua.user_id
 	FOR UPDATE OF ua`
+
+const readProgressQuery = `
+	SELECT ua.campaign_id, ua.user_id, ua.step_counts, ua.window_start, ua.completed_at, ua.version
+	FROM user_aggregation ua
+	JOIN unnest($1::uuid[], $2::text[]) AS k(campaign_id, user_id)
+	  ON ua.campaign_id = k.campaign_id AND ua.user_id = k.user_id`
 
 // LockProgress implements commands/engine.BatchTx.
 //
@@ -86,16 +88,16 @@ const lockProgressQuery = `
 // while its old owner is still writing). So the missing keys get an empty
 // placeholder row, which the inserting batch holds until it commits; a
 // batch that finds its insert beaten locks the winner's row instead. A
-// placeholder (no step counts) reads as no progress.
-func (t *engineTx) LockProgress(ctx context.Context, keys []enginecmd.ProgressKey) (map[enginecmd.ProgressKey]engine.QuestProgress, error) {
-	out := map[enginecmd.ProgressKey]engine.QuestProgress{}
+// placeholder (version 0) reads as no progress.
+func (t *engineTx) LockProgress(ctx context.Context, keys []enginecmd.ProgressKey) (map[enginecmd.ProgressKey]enginecmd.StoredProgress, error) {
+	out := map[enginecmd.ProgressKey]enginecmd.StoredProgress{}
 	if len(keys) == 0 {
 		return out, nil
 	}
 	campaigns, users := progressKeys(keys)
 	err := t.pg(func(c *pgx.Conn) error {
 		locked := map[enginecmd.ProgressKey]bool{}
-		if err := readProgress(ctx, c, campaigns, users, locked, out); err != nil {
+		if err := readProgress(ctx, c, lockProgressQuery, campaigns, users, locked, out); err != nil {
 			return err
 		}
 		if len(locked) == len(campaigns) {
@@ -138,7 +140,7 @@ func (t *engineTx) LockProgress(ctx context.Context, keys []enginecmd.ProgressKe
 		if len(raceC) == 0 {
 			return nil
 		}
-		return readProgress(ctx, c, raceC, raceU, locked, out)
+		return readProgress(ctx, c, lockProgressQuery, raceC, raceU, locked, out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lock quest progress of %d keys: %w", len(keys), err)
@@ -146,11 +148,55 @@ func (t *engineTx) LockProgress(ctx context.Context, keys []enginecmd.ProgressKe
 	return out, nil
 }
 
+// ReadProgress implements commands/engine.BatchTx: the rows of hot quests,
+// read without a lock or a placeholder, since this batch writes them to
+// Redis. What serialises two batches on one key is the action-event log
+// (LogEvents): a batch reads progress only once every earlier batch holding
+// the same events has committed or rolled back.
+func (t *engineTx) ReadProgress(ctx context.Context, keys []enginecmd.ProgressKey) (map[enginecmd.ProgressKey]enginecmd.StoredProgress, error) {
+	out := map[enginecmd.ProgressKey]enginecmd.StoredProgress{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	campaigns, users := progressKeys(keys)
+	err := t.pg(func(c *pgx.Conn) error {
+		return readProgress(ctx, c, readProgressQuery, campaigns, users, map[enginecmd.ProgressKey]bool{}, out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read quest progress of %d keys: %w", len(keys), err)
+	}
+	return out, nil
+}
+
+// DecisionsRecorded implements commands/engine.BatchTx.
+func (t *engineTx) DecisionsRecorded(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := map[uuid.UUID]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	err := t.pg(func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, `SELECT decision_id FROM decision WHERE decision_id = ANY($1::uuid[])`, ids)
+		if err != nil {
+			return err
+		}
+		var id uuid.UUID
+		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+			out[id] = true
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up %d decisions: %w", len(ids), err)
+	}
+	return out, nil
+}
+
 // readProgress locks and reads the rows of the keys, marking each found key
 // locked and adding those with progress to out.
-func readProgress(ctx context.Context, c *pgx.Conn, campaigns []uuid.UUID, users []string,
-	locked map[enginecmd.ProgressKey]bool, out map[enginecmd.ProgressKey]engine.QuestProgress) error {
-	rows, err := c.Query(ctx, lockProgressQuery, campaigns, users)
+func readProgress(ctx context.Context, c *pgx.Conn, query string, campaigns []uuid.UUID, users []string,
+	locked map[enginecmd.ProgressKey]bool, out map[enginecmd.ProgressKey]enginecmd.StoredProgress) error {
+	rows, err := c.Query(ctx, query, campaigns, users)
 	if err != nil {
 		return err
 	}
@@ -158,11 +204,12 @@ func readProgress(ctx context.Context, c *pgx.Conn, campaigns []uuid.UUID, users
 		p                      engine.QuestProgress
 		counts                 []int32
 		windowStart, completed pgtype.Timestamptz
+		version                int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&p.CampaignID, &p.UserID, &counts, &windowStart, &completed}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&p.CampaignID, &p.UserID, &counts, &windowStart, &completed, &version}, func() error {
 		k := enginecmd.ProgressKey{CampaignID: p.CampaignID, UserID: p.UserID}
 		locked[k] = true
-		if len(counts) == 0 && !windowStart.Valid && !completed.Valid {
+		if version == 0 {
 			return nil // a placeholder: no progress yet
 		}
 		q := engine.QuestProgress{CampaignID: p.CampaignID, UserID: p.UserID, Counts: make([]int, len(counts)),
@@ -170,7 +217,7 @@ func readProgress(ctx context.Context, c *pgx.Conn, campaigns []uuid.UUID, users
 		for i, n := range counts {
 			q.Counts[i] = int(n)
 		}
-		out[k] = q
+		out[k] = enginecmd.StoredProgress{QuestProgress: q, Version: version}
 		return nil
 	})
 	return err
@@ -205,7 +252,7 @@ func intArray(counts []int) string {
 
 // SaveProgress implements commands/engine.BatchTx: one upsert for the
 // batch, in key order. A key saved twice keeps its last progress.
-func (t *engineTx) SaveProgress(ctx context.Context, progress []engine.QuestProgress) error {
+func (t *engineTx) SaveProgress(ctx context.Context, progress []enginecmd.StoredProgress) error {
 	if len(progress) == 0 {
 		return nil
 	}
@@ -223,25 +270,27 @@ func (t *engineTx) SaveProgress(ctx context.Context, progress []engine.QuestProg
 		campaigns            = make([]uuid.UUID, n)
 		users, counts        = make([]string, n), make([]string, n)
 		windows, completions = make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+		versions             = make([]int64, n)
 	)
 	for i, k := range keys {
 		p := progress[last[k]]
 		campaigns[i], users[i], counts[i] = p.CampaignID, p.UserID, intArray(p.Counts)
 		windows[i], completions[i] = nullTimestamptz(p.WindowStart), nullTimestamptz(p.Completed)
+		versions[i] = p.Version
 	}
 	var saved int64
 	err := t.pg(func(c *pgx.Conn) error {
 		tag, err := c.Exec(ctx, `
-			INSERT INTO user_aggregation (campaign_id, user_id, tenant_id, step_counts, window_start, completed_at, updated_at)
-			SELECT k.campaign_id, k.user_id, c.tenant_id, k.counts::int[], k.window_start, k.completed_at, now()
-			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
-			     WITH ORDINALITY AS k(campaign_id, user_id, counts, window_start, completed_at, ord)
+			INSERT INTO user_aggregation (campaign_id, user_id, tenant_id, step_counts, window_start, completed_at, version, updated_at)
+			SELECT k.campaign_id, k.user_id, c.tenant_id, k.counts::int[], k.window_start, k.completed_at, k.version, now()
+			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::bigint[])
+			     WITH ORDINALITY AS k(campaign_id, user_id, counts, window_start, completed_at, version, ord)
 			JOIN campaign c ON c.campaign_id = k.campaign_id
 			ORDER BY k.ord
 			ON CONFLICT (campaign_id, user_id) DO UPDATE
 			SET step_counts = excluded.step_counts, window_start = excluded.window_start,
-			    completed_at = excluded.completed_at, updated_at = excluded.updated_at`,
-			campaigns, users, counts, windows, completions)
+			    completed_at = excluded.completed_at, version = excluded.version, updated_at = excluded.updated_at`,
+			campaigns, users, counts, windows, completions, versions)
 		saved = tag.RowsAffected()
 		return err
 	})

@@ -255,7 +255,7 @@ func TestQuestProgressLockAndSaveRoundTrip(t *testing.T) {
 		t.Fatalf("LockProgress with no progress = %v, %v; want an empty map", got, err)
 	}
 	p1 := engine.QuestProgress{CampaignID: campaignID, UserID: "u1", Counts: []int{2, 0}, WindowStart: ws}
-	if err := tx.SaveProgress(ctx, []engine.QuestProgress{p1}); err != nil {
+	if err := tx.SaveProgress(ctx, []enginecmd.StoredProgress{{QuestProgress: p1, Version: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	mustCommit(t, tx)
@@ -265,14 +265,14 @@ func TestQuestProgressLockAndSaveRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[enginecmd.ProgressKey]engine.QuestProgress{k1: p1}; !reflect.DeepEqual(got, want) {
+	if want := map[enginecmd.ProgressKey]enginecmd.StoredProgress{k1: {QuestProgress: p1, Version: 1}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("LockProgress = %+v, want %+v (u2's placeholder reads as no progress)", got, want)
 	}
 	p1.Counts, p1.Completed = []int{2, 1}, ws.Add(time.Hour)
 	p2 := engine.QuestProgress{CampaignID: campaignID, UserID: "u2", Counts: []int{1, 0}, WindowStart: ws}
 	stale := p2
 	stale.Counts = []int{0, 0}
-	if err := tx.SaveProgress(ctx, []engine.QuestProgress{stale, p1, p2}); err != nil {
+	if err := tx.SaveProgress(ctx, []enginecmd.StoredProgress{{QuestProgress: stale, Version: 1}, {QuestProgress: p1, Version: 2}, {QuestProgress: p2, Version: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	mustCommit(t, tx)
@@ -282,7 +282,7 @@ func TestQuestProgressLockAndSaveRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[enginecmd.ProgressKey]engine.QuestProgress{k1: p1, k2: p2}; !reflect.DeepEqual(got, want) {
+	if want := map[enginecmd.ProgressKey]enginecmd.StoredProgress{k1: {QuestProgress: p1, Version: 2}, k2: {QuestProgress: p2, Version: 2}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("LockProgress = %+v, want %+v (the last save of a key wins)", got, want)
 	}
 	var tenant uuid.UUID
@@ -307,7 +307,7 @@ func TestLockProgressOfANewKeyWaitsForTheBatchHoldingIt(t *testing.T) {
 	}
 	second := f.begin(t)
 	type result struct {
-		progress map[enginecmd.ProgressKey]engine.QuestProgress
+		progress map[enginecmd.ProgressKey]enginecmd.StoredProgress
 		err      error
 	}
 	done := make(chan result, 1)
@@ -317,12 +317,12 @@ func TestLockProgressOfANewKeyWaitsForTheBatchHoldingIt(t *testing.T) {
 	}()
 	waitForLockWait(t, f)
 	saved := engine.QuestProgress{CampaignID: campaignID, UserID: "u1", Counts: []int{1, 0}, WindowStart: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
-	if err := first.SaveProgress(ctx, []engine.QuestProgress{saved}); err != nil {
+	if err := first.SaveProgress(ctx, []enginecmd.StoredProgress{{QuestProgress: saved, Version: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	mustCommit(t, first)
 	r := <-done
-	if r.err != nil || !reflect.DeepEqual(r.progress, map[enginecmd.ProgressKey]engine.QuestProgress{k: saved}) {
+	if r.err != nil || !reflect.DeepEqual(r.progress, map[enginecmd.ProgressKey]enginecmd.StoredProgress{k: {QuestProgress: saved, Version: 1}}) {
 		t.Fatalf("second LockProgress = %+v, %v; want the first batch's %+v", r.progress, r.err, saved)
 	}
 	mustCommit(t, second)
@@ -396,7 +396,7 @@ func (r recordFixture) record(t *testing.T, tx enginecmd.BatchTx) {
 	if _, err := tx.LockProgress(ctx, []enginecmd.ProgressKey{{CampaignID: r.quest, UserID: "u1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.SaveProgress(ctx, []engine.QuestProgress{r.completion}); err != nil {
+	if err := tx.SaveProgress(ctx, []enginecmd.StoredProgress{{QuestProgress: r.completion, Version: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tx.Record(ctx, r.decisions, r.incentives); err != nil {
@@ -589,5 +589,74 @@ func TestPublishLogQueuesIssuedIncentivesUntilMarked(t *testing.T) {
 	if err := f.db.Pool.QueryRow(ctx, `SELECT user_id, published_at FROM incentive_event_log WHERE incentive_id = $1`, r.incentives[0].ID).
 		Scan(&user, &publishedAt); err != nil || user != "u1" || !publishedAt.Equal(at) {
 		t.Errorf("log row: %s %v (%v), want u1 published at %v (marking again keeps the first)", user, publishedAt, err, at)
+	}
+}
+
+// A hot quest's row is read, not locked, and gets no placeholder: while
+// another batch holds the row, the read answers at once, and a key without
+// a row stays without one.
+func TestReadProgressNeitherLocksNorInserts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newEngineFixture(t)
+	tenantID, campaignID := uuid.New(), uuid.New()
+	insertCampaign(t, f.db, campaignID, tenantID, "ACTIVE", "QUEST", questRule, 1, nil)
+	held, absent := enginecmd.ProgressKey{CampaignID: campaignID, UserID: "u1"}, enginecmd.ProgressKey{CampaignID: campaignID, UserID: "u2"}
+	saved := enginecmd.StoredProgress{QuestProgress: engine.QuestProgress{CampaignID: campaignID, UserID: "u1", Counts: []int{1, 0},
+		WindowStart: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}, Version: 7}
+	tx := f.begin(t)
+	if err := tx.SaveProgress(ctx, []enginecmd.StoredProgress{saved}); err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, tx)
+
+	holder := f.begin(t)
+	if _, err := holder.LockProgress(ctx, []enginecmd.ProgressKey{held}); err != nil {
+		t.Fatal(err)
+	}
+	reader := f.begin(t)
+	readCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	got, err := reader.ReadProgress(readCtx, []enginecmd.ProgressKey{held, absent})
+	if err != nil {
+		t.Fatalf("ReadProgress while another batch holds the row: %v", err)
+	}
+	if want := map[enginecmd.ProgressKey]enginecmd.StoredProgress{held: saved}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("ReadProgress = %+v, want %+v", got, want)
+	}
+	mustCommit(t, reader)
+	mustCommit(t, holder)
+	if n := f.count(t, `SELECT count(*) FROM user_aggregation WHERE user_id = 'u2'`); n != 0 {
+		t.Fatalf("ReadProgress left %d rows for a key without progress", n)
+	}
+}
+
+// DecisionsRecorded tells a committed batch's decisions from a rolled-back
+// one's: what resolves a pending hot-progress write.
+func TestDecisionsRecordedSeesOnlyCommittedDecisions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newEngineFixture(t)
+	r := newRecordFixture(t, f)
+	rolledBack := newRecordFixture(t, f)
+
+	tx := f.begin(t)
+	r.record(t, tx)
+	mustCommit(t, tx)
+	tx = f.begin(t)
+	rolledBack.record(t, tx)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	tx = f.begin(t)
+	defer func() { _ = tx.Rollback(ctx) }()
+	ids := []uuid.UUID{r.decisions[0].ID, rolledBack.decisions[0].ID, r.decisions[3].ID, uuid.New()}
+	got, err := tx.DecisionsRecorded(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[uuid.UUID]bool{r.decisions[0].ID: true, r.decisions[3].ID: true}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("DecisionsRecorded = %v, want %v", got, want)
 	}
 }

@@ -10,9 +10,14 @@
 //	cms:{<tenantId>}:<windowTs>   hash: field "<row>:<col>" (0-based) is a
 //	                              counter, field "shape" is "<depth>x<width>";
 //	                              expires Retention after the window's end
-//	hot:set:{<tenantId>}          set: items whose estimate reached the
-//	                              threshold; expires HotTTL after the last
-//	                              call that found an item at or over it
+//	hot:set:{<tenantId>}          set: items hot in the newest window or
+//	                              the one before (see SketchEstimate.Listed);
+//	                              expires HotTTL after the last call that
+//	                              found an item at or over the threshold
+//	cms:{<tenantId>}:<windowTs>:exact
+//	                              hash: exact shadow counts of a sample of
+//	                              items (HotCampaigns), expiring with the
+//	                              window's sketch
 //
 // windowTs is floor(unix seconds / window seconds), sketch.Window.
 
@@ -50,10 +55,16 @@ type SketchConfig struct {
 	Window time.Duration
 	// Retention is how long a window's sketch outlives the window's end, so
 	// that late events and readers of the previous window still find it.
-	// Default 10 minutes (DESIGN.md §6).
+	// Default 10 minutes (DESIGN.md §6). The hot set is cooled against the
+	// previous window's sketch when a window starts: with a Retention of 0
+	// that sketch is gone by then, and the set is emptied at every window's
+	// start (Listed is then Hot, give or take a concurrent call).
 	Retention time.Duration
 	// HotTTL is how long the hot set lives after the last call that found an
-	// item at or over the threshold. Default 2 windows.
+	// item at or over the threshold: a safety net for a tenant that goes
+	// quiet, since members otherwise leave when a window starts (see
+	// SketchEstimate.Listed). Default 2 windows; shorter, it can end a
+	// member's listing before the end of the window after its hot one.
 	HotTTL time.Duration
 	// MaxItemsPerCall bounds the items of one script call: a longer batch is
 	// split into several calls sent in one pipeline, so that no single
@@ -113,10 +124,24 @@ type SketchEstimate struct {
 	// window. It can only turn true within a window, and starts false again
 	// in the next, until the new window's count reaches the threshold.
 	Hot bool
-	// Listed reports the item in the tenant's hot set: Hot now, or hot
-	// earlier while the set lived (it lives HotTTL after the last hot item
-	// of the tenant, and members are never removed one by one). It is the
-	// sticky answer, for callers that must not flap at a window's start.
+	// Listed reports the item in the tenant's hot set when this occurrence
+	// was counted: hot in this window so far (Hot now or earlier in it), or
+	// hot in the previous window (its estimate there at or over the
+	// threshold). A campaign hot in window w is thus listed through w + 1
+	// and drops out at the start of w + 2 unless it is hot in w + 1 too. It
+	// is the sticky answer, for callers that must not flap at a window's
+	// start.
+	//
+	// The set is cooled by the first adding call of each window that has
+	// not ended by Redis's clock (a late event's call into a past window
+	// never cools): members whose estimate in the previous window's sketch
+	// is below that call's threshold leave, all of them when that sketch is
+	// missing or has another shape. So the statement holds when callers
+	// count into the current window, with one threshold, and Retention keeps
+	// the previous window's sketch past the new window's first call. The
+	// set also expires HotTTL after the tenant's last hot call: the default,
+	// 2 windows, outlasts every listing above; a shorter one can end a
+	// listing early.
 	Listed bool
 }
 
@@ -174,8 +199,9 @@ func (s *Sketch) Window(t time.Time) int64 {
 // AddAndEstimate adds one occurrence of each item to the tenant's sketch of
 // window windowTs, in order, and returns each item's estimate just after
 // its own occurrence; an item at or over threshold joins the tenant's hot
-// set. An item repeated in items is added once per occurrence, exactly as
-// the same calls to sketch.Sketch.Add would.
+// set, and the window's first call cools the set (see
+// SketchEstimate.Listed). An item repeated in items is added once per
+// occurrence, exactly as the same calls to sketch.Sketch.Add would.
 //
 // items are hashed as bytes: campaign ids must be given in one canonical
 // form (uuid.UUID.String(), lowercase), or one campaign counts as several.
@@ -184,7 +210,10 @@ func (s *Sketch) Window(t time.Time) int64 {
 //
 // windowTs is the caller's choice (the event's window, or the clock's); a
 // window whose sketch has already expired is counted in a sketch that
-// expires at once, so its estimates count only this batch.
+// expires at once, so its estimates count only this batch. A window that
+// has ended by Redis's clock never cools the hot set, which is kept for
+// the newest windows: Listed means what its doc says when the newest
+// window is counted first, as with the clock's window (HotCampaigns).
 //
 // It returns an error, sending nothing, for a nil tenant or a threshold
 // below 1. On a Redis error some calls of a long batch may have counted: a
@@ -205,6 +234,23 @@ func (s *Sketch) Estimate(ctx context.Context, tenantID uuid.UUID, windowTs int6
 }
 
 func (s *Sketch) call(ctx context.Context, tenantID uuid.UUID, windowTs int64, items []string, threshold int64, add bool) ([]SketchEstimate, error) {
+	calls, err := s.calls(tenantID, windowTs, items, threshold, add)
+	if err != nil || len(calls) == 0 {
+		return nil, err
+	}
+	cmds, err := runScript(ctx, s.rdb, s.script, "CMS_ADD", calls)
+	if err != nil {
+		return nil, err
+	}
+	return s.estimates(calls, cmds, threshold, len(items))
+}
+
+// cmsHead is the number of CMS_ADD's arguments before the items.
+const cmsHead = 7
+
+// calls validates a batch and splits it into CMS_ADD calls of at most
+// maxItems items each: none for no items.
+func (s *Sketch) calls(tenantID uuid.UUID, windowTs int64, items []string, threshold int64, add bool) ([]scriptCall, error) {
 	var errs []error
 	if tenantID == uuid.Nil {
 		errs = append(errs, errors.New("no tenant id"))
@@ -222,33 +268,35 @@ func (s *Sketch) call(ctx context.Context, tenantID uuid.UUID, windowTs int64, i
 	if add {
 		by = "1"
 	}
-	keys := []string{sketchKey(tenantID, windowTs), hotSetKey(tenantID)}
-	head := []any{
+	keys := []string{sketchKey(tenantID, windowTs), hotSetKey(tenantID), sketchKey(tenantID, windowTs-1)}
+	head := [cmsHead]any{
 		strconv.Itoa(s.width), strconv.Itoa(s.depth), by, strconv.FormatInt(threshold, 10),
-		strconv.FormatInt((windowTs+1)*s.window+s.keep, 10), s.hotTTL,
+		strconv.FormatInt(s.expireAt(windowTs), 10), s.hotTTL, strconv.FormatInt((windowTs+1)*s.window, 10),
 	}
 	var calls []scriptCall
 	for start := 0; start < len(items); start += s.maxItems {
 		chunk := items[start:min(start+s.maxItems, len(items))]
-		args := make([]any, len(head), len(head)+len(chunk))
-		copy(args, head)
+		args := make([]any, cmsHead, cmsHead+len(chunk))
+		copy(args, head[:])
 		for _, item := range chunk {
 			args = append(args, item)
 		}
 		calls = append(calls, scriptCall{keys: keys, args: args})
 	}
-	cmds, err := runScript(ctx, s.rdb, s.script, "CMS_ADD", calls)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]SketchEstimate, 0, len(items))
+	return calls, nil
+}
+
+// estimates decodes the replies of calls, n items in all.
+func (s *Sketch) estimates(calls []scriptCall, cmds []*goredis.Cmd, threshold int64, n int) ([]SketchEstimate, error) {
+	out := make([]SketchEstimate, 0, n)
 	for i, cmd := range cmds {
+		key := calls[i].keys[0]
 		reply, err := cmd.Int64Slice()
 		if err != nil {
-			return nil, fmt.Errorf("count-min sketch %s: %w", keys[0], err)
+			return nil, fmt.Errorf("count-min sketch %s: %w", key, err)
 		}
-		if want := 2 * (len(calls[i].args) - len(head)); len(reply) != want {
-			return nil, fmt.Errorf("count-min sketch %s: %d values for %d items", keys[0], len(reply), want/2)
+		if want := 2 * (len(calls[i].args) - cmsHead); len(reply) != want {
+			return nil, fmt.Errorf("count-min sketch %s: %d values for %d items", key, len(reply), want/2)
 		}
 		for j := 0; j < len(reply); j += 2 {
 			out = append(out, SketchEstimate{Count: reply[j], Hot: reply[j] >= threshold, Listed: reply[j+1] == 1})
@@ -256,6 +304,10 @@ func (s *Sketch) call(ctx context.Context, tenantID uuid.UUID, windowTs int64, i
 	}
 	return out, nil
 }
+
+// expireAt is the Unix time the sketch of window windowTs expires at: the
+// window's end plus the retention.
+func (s *Sketch) expireAt(windowTs int64) int64 { return (windowTs+1)*s.window + s.keep }
 
 // SketchFootprint is what one window's sketch costs Redis.
 type SketchFootprint struct {

@@ -3,17 +3,20 @@
 -- (campaign ids) in one window. It adds each item, returns its estimate in
 -- the same call, and lists items whose estimate reaches a threshold in the
 -- tenant's hot set. sketch.go builds the keys and arguments and documents
--- them; both keys carry the tenant's hash tag, so the script touches one
+-- them; every key carries the tenant's hash tag, so the script touches one
 -- cluster slot. It is self-contained, hashing included, so any Redis client
 -- can run it; domain/sketch is the same sketch in Go, cell for cell.
 --
 -- The shebang (Redis 7) makes Redis refuse the whole script when it is out
--- of memory, instead of failing at its first write.
+-- of memory, instead of failing at its first write. It also lets the script
+-- read TIME: Redis 7 replicates a script's effects, not the script.
 --
 -- KEYS[1]   the window's sketch, cms:{<tenantId>}:<windowTs>: a hash whose
 --           field "<row>:<col>" (both 0-based) is a counter, and whose field
 --           "shape" is "<depth>x<width>"
 -- KEYS[2]   the tenant's hot set, hot:set:{<tenantId>}
+-- KEYS[3]   the previous window's sketch, cms:{<tenantId>}:<windowTs - 1>,
+--           read only, to cool the hot set (below)
 -- ARGV[1]   width w, columns per row
 -- ARGV[2]   depth d, rows; row r hashes with Murmur3 seeded with r (0..d-1)
 -- ARGV[3]   what each occurrence of an item adds: 1 to count; 0 to estimate
@@ -24,12 +27,26 @@
 --           retention); a time already past deletes it at once
 -- ARGV[6]   the hot set's TTL in seconds, renewed by every call that finds an
 --           item at or over the threshold
--- ARGV[7..] the items, in order; an item given k times is added k times
+-- ARGV[7]   the Unix time the window ends at
+-- ARGV[8..] the items, in order; an item given k times is added k times
 --
 -- Returns a flat array of two integers per item, in order: its estimate just
 -- after its own occurrence was added (the occurrences before it in this call
 -- included, those after it not), and 1 if it is in the hot set at that point
--- (listed before this call, or at or over the threshold), else 0.
+-- (after the cooling below, if this call cooled), else 0.
+--
+-- The hot set holds the items hot in this window or the previous one. An
+-- item joins it when an adding call finds its estimate at or over the
+-- threshold, in any window. Cooling: the first adding call of a window (its
+-- sketch has no "shape" yet), if the window has not ended by Redis's clock,
+-- removes every member whose estimate in the previous window's sketch is
+-- below this call's threshold: all of them when that sketch is missing
+-- (no traffic in it, or expired) or has another shape. A member hot in
+-- window w thus stays through w + 1 and leaves at the start of w + 2 unless
+-- it was hot in w + 1 too. A call into a window that has ended (a late
+-- event's) never cools: the set describes the newest windows, and that
+-- window's missing sketch says nothing about them. The set's TTL stays as a
+-- safety net for a tenant that goes quiet, whose set no call cools.
 --
 -- An item's column in row r is Murmur3_x86_32(item bytes, seed r) mod w.
 -- The estimate is the smallest of the item's d counters: never below its
@@ -43,7 +60,9 @@
 -- Hashing in Lua is the largest part, some 7 µs per distinct item for five
 -- seeds on the benchmark machine, so a distinct item is hashed once per call
 -- however often it occurs: in campaign traffic a few hot campaigns make up
--- most of a batch.
+-- most of a batch. Cooling hashes each member of the hot set once more, once
+-- per tenant and window, and reads their cells of the previous window with
+-- one HMGET.
 
 -- murmur3 begin
 -- MurmurHash3_x86_32 in Lua 5.1. Numbers are doubles, exact up to 2^53, so
@@ -130,6 +149,7 @@ local width = tonumber(ARGV[1])
 local depth = tonumber(ARGV[2])
 local by = tonumber(ARGV[3])
 local threshold = tonumber(ARGV[4])
+local FIRST = 8 -- ARGV index of the first item
 local shape = depth .. 'x' .. width
 
 local seeds, prefix = {}, {}
@@ -146,7 +166,7 @@ local distinct = {}
 local value = {}
 local fields = {'shape'}
 local name_of = {}
-for i = 7, #ARGV do
+for i = FIRST, #ARGV do
   local item = ARGV[i]
   if not cells_of[item] then
     local hashes = murmur3(item, seeds)
@@ -187,6 +207,58 @@ for k = 2, #fields do
   end
 end
 
+-- Cooling (see the header): only on the first adding call of a window
+-- that has not ended, before membership is read.
+if by > 0 and not got[1] and tonumber(redis.call('TIME')[1]) < tonumber(ARGV[7]) then
+  local members = redis.call('SMEMBERS', KEYS[2])
+  local cold = members
+  if #members > 0 and redis.call('HGET', KEYS[3], 'shape') == shape then
+    -- The same shape places an item in the same cells in both windows.
+    local prev_fields, prev_index, member_cells = {}, {}, {}
+    for m = 1, #members do
+      local cells = cells_of[members[m]]
+      if not cells then
+        local hashes = murmur3(members[m], seeds)
+        cells = {}
+        for r = 1, depth do
+          cells[r] = prefix[r] .. (hashes[r] % width)
+        end
+      end
+      member_cells[m] = cells
+      for r = 1, depth do
+        local f = cells[r]
+        if not prev_index[f] then
+          prev_fields[#prev_fields + 1] = f
+          prev_index[f] = #prev_fields
+        end
+      end
+    end
+    local prev = {}
+    each_chunk(prev_fields, 1, function(i, j)
+      local part = redis.call('HMGET', KEYS[3], unpack(prev_fields, i, j))
+      for k = 1, #part do
+        prev[i + k - 1] = tonumber(part[k]) or 0
+      end
+    end)
+    cold = {}
+    for m = 1, #members do
+      local est
+      for r = 1, depth do
+        local v = prev[prev_index[member_cells[m][r]]]
+        if not est or v < est then
+          est = v
+        end
+      end
+      if est < threshold then
+        cold[#cold + 1] = members[m]
+      end
+    end
+  end
+  each_chunk(cold, 1, function(i, j)
+    redis.call('SREM', KEYS[2], unpack(cold, i, j))
+  end)
+end
+
 local listed = {}
 each_chunk(distinct, 1, function(i, j)
   local part = redis.call('SMISMEMBER', KEYS[2], unpack(distinct, i, j))
@@ -198,7 +270,7 @@ end)
 local reply = {}
 local newly_hot = {}
 local any_hot = false
-for i = 7, #ARGV do
+for i = FIRST, #ARGV do
   local item = ARGV[i]
   local cells = cells_of[item]
   local est

@@ -377,10 +377,136 @@ func TestSketchHotSet(t *testing.T) {
 	if after := f.hash(window); !reflect.DeepEqual(after, before) {
 		t.Errorf("Estimate changed the sketch: %v, was %v", after, before)
 	}
-	// In the next window a starts from nothing: not hot, but still listed.
+	// In the next window a starts from nothing: not hot, but still listed,
+	// as hot in the previous window (its cooling, at this window's first
+	// call, keeps it: its estimate there, 4, is at or over the threshold).
 	check("next window", f.add(window+1, threshold, "a", "b"), []string{"a", "b"}, answer{count: 1, listed: true}, answer{count: 1})
 	if got, _ := f.s.HotSet(ctx, f.tenant); !reflect.DeepEqual(got, []string{"a"}) {
 		t.Errorf("hot set = %q, want [a]", got)
+	}
+}
+
+// hotSet returns the tenant's hot set, sorted.
+func (f *sketchFixture) hotSet() []string {
+	f.t.Helper()
+	m, err := f.s.HotSet(context.Background(), f.tenant)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	sort.Strings(m)
+	return m
+}
+
+// listed returns the Listed answers of a batch, and checks its counts.
+func (f *sketchFixture) listed(step string, res []SketchEstimate, items []string, counts ...int64) []bool {
+	f.t.Helper()
+	out := make([]bool, len(res))
+	for i, r := range res {
+		if r.Count != counts[i] {
+			f.t.Errorf("%s: count of %s = %d, want %d", step, items[i], r.Count, counts[i])
+		}
+		out[i] = r.Listed
+	}
+	return out
+}
+
+// TestSketchHotSetCoolsPerItem checks the meaning of Listed: hot in this
+// window or the previous one. The windows after the current one are in the
+// future, so none of them has ended by Redis's clock and each one's first
+// call cools the set.
+func TestSketchHotSetCoolsPerItem(t *testing.T) {
+	t.Parallel()
+	f := mustSketch(t, SketchConfig{})
+	w := f.now()
+	const threshold = 3
+	step := func(name string, window int64, items []string, counts []int64, want ...bool) {
+		t.Helper()
+		if got := f.listed(name, f.add(window, threshold, items...), items, counts...); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: listed %v, want %v", name, got, want)
+		}
+	}
+	// Window w: a and b reach the threshold.
+	step("w", w, []string{"a", "a", "a", "b", "b", "b"}, []int64{1, 2, 3, 1, 2, 3},
+		false, false, true, false, false, true)
+	// w+1: both start again from nothing, still listed as hot in w; b is
+	// hot in w+1 too, a stays under the threshold.
+	step("w+1", w+1, []string{"a", "b", "b", "b", "a"}, []int64{1, 1, 2, 3, 2},
+		true, true, true, true, true)
+	if got := f.hotSet(); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("hot set in w+1 = %q, want [a b]", got)
+	}
+	// w+2: its first call drops a (2 in w+1) and keeps b (3 in w+1), even
+	// though the call is about another item; a joins again when hot in w+2.
+	step("w+2 first call", w+2, []string{"c"}, []int64{1}, false)
+	if got := f.hotSet(); !reflect.DeepEqual(got, []string{"b"}) {
+		t.Errorf("hot set at the start of w+2 = %q, want [b]", got)
+	}
+	step("w+2", w+2, []string{"a", "b", "a", "a"}, []int64{1, 1, 2, 3}, false, true, false, true)
+	// Later calls of w+2 cool nothing: a, hot in w+2, and b, hot in w+1,
+	// stay for the rest of the window.
+	step("w+2 later call", w+2, []string{"b", "a"}, []int64{2, 4}, true, true)
+	// w+3: b (2 in w+2) leaves, a (4 in w+2) stays.
+	step("w+3 first call", w+3, []string{"b"}, []int64{1}, false)
+	if got := f.hotSet(); !reflect.DeepEqual(got, []string{"a"}) {
+		t.Errorf("hot set at the start of w+3 = %q, want [a]", got)
+	}
+	// Estimating never cools: w+4 has no sketch, and a stays listed.
+	if got := f.estimate(w+4, threshold, "a"); !got[0].Listed {
+		t.Errorf("estimate in w+4 = %+v, want a listed", got[0])
+	}
+	// w+4 after a window with a under the threshold: nothing is left, and
+	// Redis deletes the empty set.
+	step("w+4 first call", w+4, []string{"c"}, []int64{1}, false)
+	if n, err := f.s.rdb.Exists(context.Background(), hotSetKey(f.tenant)).Result(); err != nil || n != 0 {
+		t.Errorf("hot set exists (%d, %v) after every member cooled", n, err)
+	}
+}
+
+// TestSketchHotSetEmptiedWithoutAPreviousWindowToKeepIt: a window whose
+// previous one has no sketch (the tenant was quiet) or one of another shape
+// (Epsilon or Delta changed) starts with an empty hot set.
+func TestSketchHotSetEmptiedWithoutAPreviousWindowToKeepIt(t *testing.T) {
+	t.Parallel()
+	f := mustSketch(t, SketchConfig{})
+	w := f.now()
+	f.add(w, 1, "a")
+	if got := f.listed("w+2", f.add(w+2, 1, "b"), []string{"b"}, 1); !got[0] {
+		t.Errorf("b not listed at its threshold")
+	}
+	if got := f.hotSet(); !reflect.DeepEqual(got, []string{"b"}) {
+		t.Errorf("hot set after a quiet window = %q, want [b]: a, hot two windows ago, dropped", got)
+	}
+	wide, err := NewSketch(&Client{rdb: f.s.rdb}, SketchConfig{Epsilon: 0.001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wide.AddAndEstimate(context.Background(), f.tenant, w+3, []string{"c"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.hotSet(); !reflect.DeepEqual(got, []string{"c"}) {
+		t.Errorf("hot set = %q, want [c]", got)
+	}
+	// w+4 is counted 272 wide, w+3 was 2,719: c's cells there say nothing.
+	f.add(w+4, 100, "d")
+	if got := f.hotSet(); len(got) != 0 {
+		t.Errorf("hot set after a window of another shape = %q, want none", got)
+	}
+}
+
+// TestSketchLateCallsDoNotCool: a call into a window that has ended (a late
+// event's) must not judge the hot set by that window's missing neighbour.
+func TestSketchLateCallsDoNotCool(t *testing.T) {
+	t.Parallel()
+	f := mustSketch(t, SketchConfig{})
+	w := f.now()
+	f.add(w, 2, "a", "a")
+	// w-1 has ended but is still retained; it has no sketch, nor has w-2.
+	// w-3 is past its retention: its sketch expires at once.
+	for _, late := range []int64{w - 1, w - 3} {
+		f.add(late, 2, "b")
+		if got := f.hotSet(); !reflect.DeepEqual(got, []string{"a"}) {
+			t.Errorf("hot set after a call into window w%d = %q, want [a]", late-w, got)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/incentives-platform/incentives/adapters/auth"
 	"github.com/incentives-platform/incentives/adapters/kafka/kafkatest"
@@ -25,13 +26,24 @@ func (p *testPlatform) newTenant(name string) string {
 		p.t.Fatalf("create tenant: %d %s", r.status, r.body)
 	}
 	id := r.json(p.t)["tenantId"].(string)
-	p.t.Cleanup(func() { forgetTenantInRedis(p.t, p.cfg.RedisURL, uuid.MustParse(id)) })
+	p.t.Cleanup(func() {
+		var campaigns []uuid.UUID
+		rows, err := p.db.Pool.Query(context.Background(), `SELECT campaign_id FROM campaign WHERE tenant_id = $1`, id)
+		if err == nil {
+			campaigns, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		}
+		if err != nil {
+			p.t.Errorf("campaigns of tenant %s: %v", id, err)
+		}
+		forgetTenantInRedis(p.t, p.cfg.RedisURL, uuid.MustParse(id), campaigns...)
+	})
 	return id
 }
 
-// forgetTenantInRedis deletes the tenant's limit counters and remembered
-// decisions, so tests leave Redis as they found it.
-func forgetTenantInRedis(t *testing.T, url string, tenant uuid.UUID) {
+// forgetTenantInRedis deletes the tenant's limit counters, remembered
+// decisions and sketches, and its campaigns' hot quest progress, so tests
+// leave Redis as they found it.
+func forgetTenantInRedis(t *testing.T, url string, tenant uuid.UUID, campaigns ...uuid.UUID) {
 	ctx := context.Background()
 	c, err := redis.Open(ctx, url)
 	if err != nil {
@@ -42,6 +54,18 @@ func forgetTenantInRedis(t *testing.T, url string, tenant uuid.UUID) {
 	l, err := redis.NewLimiter(c, redis.LimiterConfig{})
 	if err == nil {
 		_, err = l.ForgetTenant(ctx, tenant)
+	}
+	if err == nil {
+		var s *redis.Sketch
+		if s, err = redis.NewSketch(c, redis.SketchConfig{}); err == nil {
+			_, err = s.ForgetTenant(ctx, tenant)
+		}
+	}
+	progress := redis.NewHotProgress(c)
+	for _, id := range campaigns {
+		if err == nil {
+			_, err = progress.ForgetCampaign(ctx, id)
+		}
 	}
 	if err != nil {
 		t.Errorf("forget tenant %s in redis: %v", tenant, err)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/incentives-platform/incentives/adapters/redis"
 )
 
 // Defaults of DESIGN.md §10.
@@ -94,6 +96,29 @@ type Config struct {
 	// EngineCatalogRefresh is how often the engine reloads campaigns, tenants
 	// and cohorts: how soon a change reaches it. Default 500ms (ENGINE_CATALOG_REFRESH).
 	EngineCatalogRefresh time.Duration
+	// HotCampaignEnabled turns on the hot-campaign filter (DESIGN.md §6,
+	// hotCampaign.enabled): a count-min sketch of each tenant's campaign
+	// traffic, and Redis for the quest progress of campaigns at or over the
+	// threshold. Off, every quest's progress is in PostgreSQL; progress
+	// Redis still holds moves there as users play. Default true
+	// (HOT_CAMPAIGN_ENABLED).
+	HotCampaignEnabled bool
+	// HotCampaignThreshold is the matching events per window at which a
+	// tenant's campaign is hot. Default 5000 (HOT_CAMPAIGN_THRESHOLD).
+	HotCampaignThreshold int64
+	// HotCampaignWindow is the sketch's window, whole seconds. Default 10m
+	// (HOT_CAMPAIGN_WINDOW).
+	HotCampaignWindow time.Duration
+	// HotCampaignEpsilon and HotCampaignDelta bound the sketch's error: an
+	// estimate exceeds the true count by more than ε × the window's events
+	// with probability at most δ. Defaults 0.01 and 0.01, 272 × 5 counters
+	// (HOT_CAMPAIGN_EPSILON, HOT_CAMPAIGN_DELTA). Every engine must use the
+	// same values; change them only between windows.
+	HotCampaignEpsilon, HotCampaignDelta float64
+	// HotCampaignSampleEvery keeps exact shadow counts for one campaign in
+	// this many, by hash of its id, to measure cms_false_positive_rate.
+	// Default 16; 1: every campaign (HOT_CAMPAIGN_SAMPLE_EVERY).
+	HotCampaignSampleEvery int
 	// CampaignEndEvery is how often the projector role ends campaigns whose
 	// endAt has passed. Default 5s (CAMPAIGN_END_EVERY).
 	CampaignEndEvery time.Duration
@@ -146,6 +171,12 @@ func (c *Config) bind(b *binder) {
 	b.int(&c.EngineMaxBatch, "engine-max-batch", 5000, "most action events the engine decides in one transaction")
 	b.duration(&c.EngineSessionTimeout, "engine-session-timeout", 10*time.Second, "how long the engine's consumer group waits for a silent member before moving its partitions")
 	b.duration(&c.EngineCatalogRefresh, "engine-catalog-refresh", 500*time.Millisecond, "how often the engine reloads campaigns, tenants and cohorts")
+	b.bool(&c.HotCampaignEnabled, "hot-campaign-enabled", true, "hotCampaign.enabled: keep hot campaigns' quest progress in Redis, found by a count-min sketch")
+	b.int64(&c.HotCampaignThreshold, "hot-campaign-threshold", 5000, "matching events per window at which a tenant's campaign is hot")
+	b.duration(&c.HotCampaignWindow, "hot-campaign-window", 10*time.Minute, "the count-min sketch's window (whole seconds)")
+	b.float64(&c.HotCampaignEpsilon, "hot-campaign-epsilon", 0.01, "the sketch's error bound ε, as a share of the window's events")
+	b.float64(&c.HotCampaignDelta, "hot-campaign-delta", 0.01, "the probability δ that an estimate exceeds the error bound")
+	b.int(&c.HotCampaignSampleEvery, "hot-campaign-sample-every", 16, "keep exact shadow counts for one campaign in this many, for cms_false_positive_rate")
 	b.duration(&c.CampaignEndEvery, "campaign-end-every", 5*time.Second, "how often campaigns whose endAt has passed are ended")
 	b.string(&c.WSAddr, "ws-addr", ":8081", "listen address of the WebSocket notifications (/ws), the demo page (/ws/demo), /metrics and /healthz (dcm role)")
 	b.string(&c.WSAllowedOrigins, "ws-allowed-origins", "", "comma-separated origins (https://app.example.com, or *) whose pages may open sockets, besides the socket's own host")
@@ -183,6 +214,11 @@ func (c *Config) Validate() error {
 	if c.CohortMaxBodyBytes < 0 || c.CohortRecomputeEvery < 0 {
 		errs = append(errs, errors.New("COHORT_MAX_BODY_BYTES and COHORT_RECOMPUTE_EVERY must not be negative"))
 	}
+	if c.HotCampaignEnabled {
+		if err := c.hotCampaigns().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("hot campaigns (HOT_CAMPAIGN_*): %w", err))
+		}
+	}
 	if c.KafkaPartitions < 1 {
 		errs = append(errs, errors.New("KAFKA_PARTITIONS must be at least 1"))
 	}
@@ -199,6 +235,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("LOG_FORMAT %q: want text or json", c.LogFormat))
 	}
 	return errors.Join(errs...)
+}
+
+// hotCampaigns is the hot-campaign filter's configuration.
+func (c *Config) hotCampaigns() redis.HotCampaignsConfig {
+	return redis.HotCampaignsConfig{
+		Sketch: redis.SketchConfig{Epsilon: c.HotCampaignEpsilon, Delta: c.HotCampaignDelta, Window: c.HotCampaignWindow,
+			Retention: c.HotCampaignWindow, HotTTL: 2 * c.HotCampaignWindow, MaxItemsPerCall: 1000},
+		Threshold: c.HotCampaignThreshold, SampleEvery: c.HotCampaignSampleEvery, Now: time.Now,
+	}
 }
 
 func (c *Config) roleList() []string {
@@ -292,6 +337,11 @@ func (b *binder) int(p *int, name string, def int, usage string) {
 func (b *binder) int64(p *int64, name string, def int64, usage string) {
 	b.env(name, func(v string) (err error) { def, err = strconv.ParseInt(v, 10, 64); return })
 	b.fs.Int64Var(p, name, def, usage+" ("+envName(name)+")")
+}
+
+func (b *binder) float64(p *float64, name string, def float64, usage string) {
+	b.env(name, func(v string) (err error) { def, err = strconv.ParseFloat(v, 64); return })
+	b.fs.Float64Var(p, name, def, usage+" ("+envName(name)+")")
 }
 
 func (b *binder) duration(p *time.Duration, name string, def time.Duration, usage string) {

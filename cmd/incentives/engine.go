@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -39,7 +40,12 @@ func (a *App) buildEngine(registry *avro.Registry, store *postgres.EventStore) e
 	}
 	logger := a.logger.With("component", "engine")
 	catalog := engineapp.NewCatalog(postgres.NewEngineCatalog(a.db, logger), a.cfg.EngineCatalogRefresh, logger)
-	decide := engineapp.New(postgres.NewEngineStore(a.db, store), catalog, redis.EngineLimits{Limiter: limiter})
+	hot, err := a.hotFilter()
+	if err != nil {
+		return err
+	}
+	decide := engineapp.New(postgres.NewEngineStore(a.db, store), catalog, redis.EngineLimits{Limiter: limiter},
+		engineapp.WithHotProgress(hot, redis.NewHotProgress(a.redis)), engineapp.WithLogger(logger))
 	publisher, err := kafka.NewIncentivePublisher(kafka.IncentivePublisherConfig{Brokers: a.brokers, Registry: registry})
 	if err != nil {
 		return err
@@ -70,4 +76,33 @@ func incentiveIDs(incentives []engine.Incentive) []uuid.UUID {
 		ids[i] = in.ID
 	}
 	return ids
+}
+
+// hotFilter returns the hot-campaign filter and registers its metrics, or
+// nil when HOT_CAMPAIGN_ENABLED is off. Off, the engine still reads the
+// progress Redis holds and moves it to the database as users play.
+func (a *App) hotFilter() (engineapp.HotFilter, error) {
+	if !a.cfg.HotCampaignEnabled {
+		return nil, nil
+	}
+	h, err := redis.NewHotCampaigns(a.redis, a.cfg.hotCampaigns())
+	if err != nil {
+		return nil, err
+	}
+	a.metrics.GaugeFunc("campaign_hot_ratio",
+		"Share of the campaigns this engine saw in the current sketch window that are hot (their quest progress in Redis).", h.HotRatio)
+	a.metrics.GaugeFunc("cms_false_positive_rate",
+		"Of the sampled campaigns below the hot threshold by their exact shadow counts this window, the share the count-min sketch estimates at or over it.",
+		h.FalsePositiveRate)
+	a.metrics.GaugeFunc("cms_memory_bytes",
+		"Redis memory of the current window's count-min sketches of the tenants this engine saw (MEMORY USAGE), read at scrape.", func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := h.SketchMemory(ctx)
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(n)
+		})
+	return h, nil
 }

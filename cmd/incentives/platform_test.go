@@ -47,6 +47,8 @@ func testConfig(t *testing.T) Config {
 		LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 10 * time.Second, OutboxKeep: time.Hour, ReadWait: 5 * time.Second,
 		TenantMaxPerDay: 100_000, UserMaxPerDay: 10, CampaignEndEvery: 100 * time.Millisecond,
 		EngineMaxBatch: 1000, EngineCatalogRefresh: 100 * time.Millisecond, EngineSessionTimeout: 6 * time.Second,
+		HotCampaignEnabled: true, HotCampaignThreshold: 5000, HotCampaignWindow: 10 * time.Minute,
+		HotCampaignEpsilon: 0.01, HotCampaignDelta: 0.01, HotCampaignSampleEvery: 16,
 	}
 }
 

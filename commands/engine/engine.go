@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 
 	"github.com/google/uuid"
 
@@ -15,17 +17,45 @@ import (
 // Engine decides a batch of action events at a time. Process may be called
 // from several goroutines (one per consumer), each with its own batch.
 type Engine struct {
-	store   BatchStore
-	catalog *Catalog
-	limiter Limiter
+	store       BatchStore
+	catalog     *Catalog
+	limiter     Limiter
+	hotFilter   HotFilter
+	hotProgress HotProgress
+	logger      *slog.Logger
 }
 
-// New returns an engine; it panics on a nil dependency.
-func New(store BatchStore, catalog *Catalog, limiter Limiter) *Engine {
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithHotProgress keeps hot campaigns' quest progress in p (Redis), those
+// filter finds hot. A nil filter finds none hot: the engine then moves any
+// progress p still holds to the database as users play, which is how hot
+// campaigns are switched off without losing progress.
+func WithHotProgress(filter HotFilter, p HotProgress) Option {
+	return func(e *Engine) { e.hotFilter, e.hotProgress = filter, p }
+}
+
+// WithLogger sets the logger of what goes wrong after a commit, when
+// nothing is lost. Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(e *Engine) { e.logger = l }
+}
+
+// New returns an engine; it panics on a nil dependency. Without
+// WithHotProgress every quest's progress is in the database.
+func New(store BatchStore, catalog *Catalog, limiter Limiter, opts ...Option) *Engine {
 	if store == nil || catalog == nil || limiter == nil {
 		panic("engine: New needs a store, a catalog and a limiter")
 	}
-	return &Engine{store: store, catalog: catalog, limiter: limiter}
+	e := &Engine{store: store, catalog: catalog, limiter: limiter, logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(e)
+	}
+	if e.hotFilter != nil && e.hotProgress == nil {
+		panic("engine: a hot filter needs a hot progress store")
+	}
+	return e
 }
 
 // candidate is one (event, campaign) pair of a batch.
@@ -61,6 +91,8 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 		progressKey []ProgressKey
 		seenMember  = map[MemberKey]bool{}
 		seenQuest   = map[ProgressKey]bool{}
+		// questCampaigns are the quests of the batch, by id.
+		questCampaigns = map[uuid.UUID]*engine.Campaign{}
 	)
 	for i := range fresh {
 		ev := &fresh[i]
@@ -80,6 +112,7 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 				if !seenQuest[k] {
 					seenQuest[k] = true
 					progressKey = append(progressKey, k)
+					questCampaigns[c.ID] = c
 				}
 			}
 		}
@@ -93,14 +126,16 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 			return nil, fmt.Errorf("engine: cohort members: %w", err)
 		}
 	}
-	progress := map[ProgressKey]engine.QuestProgress{}
-	if len(progressKey) > 0 {
-		if progress, err = tx.LockProgress(ctx, progressKey); err != nil {
-			return nil, fmt.Errorf("engine: quest progress: %w", err)
-		}
+	hot, err := e.observe(ctx, work)
+	if err != nil {
+		return nil, fmt.Errorf("engine: hot campaigns: %w", err)
+	}
+	progress, qs, err := e.loadProgress(ctx, tx, progressKey, hot, questCampaigns)
+	if err != nil {
+		return nil, fmt.Errorf("engine: quest progress: %w", err)
 	}
 
-	q := &quests{progress: progress, changed: map[ProgressKey]bool{}}
+	q := &quests{progress: progress, loaded: maps.Clone(progress), changed: map[ProgressKey]bool{}}
 	decisions, asks, reqs := e.decide(idx, work, members, q)
 	var incentives []engine.Incentive
 	// Limits answer after the whole batch was decided; a quest completion
@@ -131,20 +166,19 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 		}
 		asks, reqs = e.redecideAfter(idx, work, members, q, decisions, refused)
 	}
-	var save []engine.QuestProgress
-	for k := range q.changed {
-		save = append(save, q.progress[k])
-	}
-	if len(save) > 0 {
-		if err := tx.SaveProgress(ctx, save); err != nil {
-			return nil, fmt.Errorf("engine: save quest progress: %w", err)
-		}
+	after, err := e.saveProgress(ctx, tx, q, qs, work, decisions)
+	if err != nil {
+		return nil, fmt.Errorf("engine: save quest progress: %w", err)
 	}
 	written, err := tx.Record(ctx, decisions, incentives)
 	if err != nil {
 		return nil, fmt.Errorf("engine: record decisions: %w", err)
 	}
-	return written, e.commit(ctx, tx, &committed)
+	if err := e.commit(ctx, tx, &committed); err != nil {
+		return nil, err
+	}
+	after.run(ctx, e)
+	return written, nil
 }
 
 func (e *Engine) commit(ctx context.Context, tx BatchTx, committed *bool) error {
@@ -158,7 +192,9 @@ func (e *Engine) commit(ctx context.Context, tx BatchTx, committed *bool) error 
 // quests is the batch's quest progress, threaded through its events in order.
 type quests struct {
 	progress map[ProgressKey]engine.QuestProgress
-	changed  map[ProgressKey]bool
+	// loaded is the progress before the batch.
+	loaded  map[ProgressKey]engine.QuestProgress
+	changed map[ProgressKey]bool
 }
 
 func (q *quests) get(k ProgressKey) *engine.QuestProgress {

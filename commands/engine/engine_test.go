@@ -22,7 +22,7 @@ import (
 // logged stays logged, as in the action-event log.
 type fakeStore struct {
 	logged     map[uuid.UUID]bool
-	progress   map[engineapp.ProgressKey]engine.QuestProgress
+	progress   map[engineapp.ProgressKey]engineapp.StoredProgress
 	decisions  []engineapp.RecordedDecision
 	incentives []engine.Incentive
 	members    map[engineapp.MemberKey]bool
@@ -35,7 +35,7 @@ func (s *fakeStore) Begin(context.Context) (engineapp.BatchTx, error) {
 type fakeTx struct {
 	s          *fakeStore
 	logged     map[uuid.UUID]bool
-	progress   []engine.QuestProgress
+	progress   []engineapp.StoredProgress
 	decisions  []engineapp.RecordedDecision
 	incentives []engine.Incentive
 }
@@ -59,8 +59,8 @@ func (t *fakeTx) Members(_ context.Context, keys []engineapp.MemberKey) (map[eng
 	return out, nil
 }
 
-func (t *fakeTx) LockProgress(_ context.Context, keys []engineapp.ProgressKey) (map[engineapp.ProgressKey]engine.QuestProgress, error) {
-	out := map[engineapp.ProgressKey]engine.QuestProgress{}
+func (t *fakeTx) LockProgress(_ context.Context, keys []engineapp.ProgressKey) (map[engineapp.ProgressKey]engineapp.StoredProgress, error) {
+	out := map[engineapp.ProgressKey]engineapp.StoredProgress{}
 	for _, k := range keys {
 		if p, ok := t.s.progress[k]; ok {
 			out[k] = p
@@ -69,7 +69,21 @@ func (t *fakeTx) LockProgress(_ context.Context, keys []engineapp.ProgressKey) (
 	return out, nil
 }
 
-func (t *fakeTx) SaveProgress(_ context.Context, p []engine.QuestProgress) error {
+func (t *fakeTx) ReadProgress(ctx context.Context, keys []engineapp.ProgressKey) (map[engineapp.ProgressKey]engineapp.StoredProgress, error) {
+	return t.LockProgress(ctx, keys)
+}
+
+func (t *fakeTx) DecisionsRecorded(_ context.Context, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := map[uuid.UUID]bool{}
+	for _, d := range t.s.decisions {
+		if slices.Contains(ids, d.ID) {
+			out[d.ID] = true
+		}
+	}
+	return out, nil
+}
+
+func (t *fakeTx) SaveProgress(_ context.Context, p []engineapp.StoredProgress) error {
 	t.progress = append(t.progress, p...)
 	return nil
 }
@@ -142,7 +156,7 @@ func event(user, code string, at time.Duration) engine.ActionEvent {
 
 func newEngine(t *testing.T, status tenant.Status, perUser int, campaigns ...engine.Campaign) (*engineapp.Engine, *fakeStore) {
 	t.Helper()
-	store := &fakeStore{logged: map[uuid.UUID]bool{}, progress: map[engineapp.ProgressKey]engine.QuestProgress{}, members: map[engineapp.MemberKey]bool{}}
+	store := &fakeStore{logged: map[uuid.UUID]bool{}, progress: map[engineapp.ProgressKey]engineapp.StoredProgress{}, members: map[engineapp.MemberKey]bool{}}
 	catalog := engineapp.NewCatalog(staticSource{engineapp.Snapshot{Campaigns: campaigns,
 		Tenants: map[uuid.UUID]engineapp.TenantState{tenantID: {Status: status, Tenant: limits.Caps{}, User: limits.Caps{}}}}},
 		time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -221,7 +235,7 @@ func (l refusingLimiter) CheckAndIncr(_ context.Context, reqs []engineapp.LimitR
 func TestARefusedQuestCompletionIsRetriedWithinTheBatch(t *testing.T) {
 	quest := engine.Campaign{ID: uuid.New(), TenantID: tenantID, Version: 1, Status: campaign.StatusActive,
 		Rule: mustRule(t, rules.Quest, `{"steps":[{"action":"LOGIN","count":1}],"reward":{"type":"POINTS","currency":"POINTS","amount":"50"}}`)}
-	store := &fakeStore{logged: map[uuid.UUID]bool{}, progress: map[engineapp.ProgressKey]engine.QuestProgress{}, members: map[engineapp.MemberKey]bool{}}
+	store := &fakeStore{logged: map[uuid.UUID]bool{}, progress: map[engineapp.ProgressKey]engineapp.StoredProgress{}, members: map[engineapp.MemberKey]bool{}}
 	catalog := engineapp.NewCatalog(staticSource{engineapp.Snapshot{Campaigns: []engine.Campaign{quest},
 		Tenants: map[uuid.UUID]engineapp.TenantState{tenantID: {Status: tenant.StatusActive}}}}, time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := catalog.Refresh(context.Background()); err != nil {

@@ -22,6 +22,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -82,11 +83,22 @@ type BatchTx interface {
 	LogEvents(ctx context.Context, events []engine.ActionEvent) ([]engine.ActionEvent, error)
 	// Members returns the keys whose user is in the member set.
 	Members(ctx context.Context, keys []MemberKey) (map[MemberKey]bool, error)
-	// LockProgress locks and returns the progress of the given quests; a
-	// key without progress yet is absent from the map.
-	LockProgress(ctx context.Context, keys []ProgressKey) (map[ProgressKey]engine.QuestProgress, error)
-	// SaveProgress writes the progress that changed.
-	SaveProgress(ctx context.Context, progress []engine.QuestProgress) error
+	// LockProgress locks and returns the database's progress of the given
+	// quests, the cold ones: the batch will write them here. A key without
+	// progress yet is absent from the map, and locked all the same (a
+	// concurrent batch waits for this one).
+	LockProgress(ctx context.Context, keys []ProgressKey) (map[ProgressKey]StoredProgress, error)
+	// ReadProgress returns the database's progress of the given quests, the
+	// hot ones, without locking: Redis holds their newest progress, unless
+	// the campaign was cold when the user last played.
+	ReadProgress(ctx context.Context, keys []ProgressKey) (map[ProgressKey]StoredProgress, error)
+	// SaveProgress writes the progress that changed, each key at its
+	// Version.
+	SaveProgress(ctx context.Context, progress []StoredProgress) error
+	// DecisionsRecorded returns which of the decision ids a committed batch
+	// recorded: it tells a pending hot-progress write (HotEntry) whose batch
+	// committed from one whose batch rolled back.
+	DecisionsRecorded(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]bool, error)
 	// Record writes every decision (with the limit answer of those that
 	// asked) and, for the issued ones, the incentive rows and their
 	// IncentiveIssued events with outbox rows. It returns the incentives it
@@ -150,4 +162,85 @@ type PublishLog interface {
 	// Unpublished returns up to limit incentives issued before olderThan
 	// that were never marked published.
 	Unpublished(ctx context.Context, olderThan time.Time, limit int) ([]engine.Incentive, error)
+}
+
+// StoredProgress is quest progress as a store holds it. Version orders the
+// writes of one key across both stores, the database and Redis: each write
+// is one more than the newest version either held, so whichever store holds
+// the higher version holds the user's progress. Version 0 is no progress.
+type StoredProgress struct {
+	engine.QuestProgress
+	Version int64
+}
+
+// HotFilter tells hot campaigns from cold ones: the count-min sketch of
+// DESIGN.md §6.
+type HotFilter interface {
+	// Observe counts one occurrence of each campaign id given (one per
+	// matching event, so a campaign repeats), per tenant, and returns the
+	// campaigns that are hot once they are counted. A batch routes all of a
+	// campaign's progress one way, by this answer.
+	Observe(ctx context.Context, occurrences map[uuid.UUID][]uuid.UUID) (map[uuid.UUID]bool, error)
+}
+
+// HotEntry is what Redis holds of one quest's progress.
+type HotEntry struct {
+	// Latest is the progress last written.
+	Latest StoredProgress
+	// Pending is a decision id of the batch that wrote Latest, until that
+	// batch is known to have committed (Settle clears it); uuid.Nil once
+	// settled. Redis is written before the database commits, so a pending
+	// entry whose decision the database does not hold was written by a
+	// batch that rolled back, and Base is the key's progress.
+	Pending uuid.UUID
+	// Base is the progress the pending write started from (Version 0: none).
+	Base StoredProgress
+}
+
+// HotWrite writes one hot quest's progress.
+type HotWrite struct {
+	Key ProgressKey
+	// Seen is the Latest.Version that Load returned (0: the key was
+	// absent). The write happens only if the key is still at it.
+	Seen     int64
+	Progress StoredProgress
+	// Base and Pending become the entry's: the progress this batch started
+	// from, and one of this batch's decision ids.
+	Base    StoredProgress
+	Pending uuid.UUID
+	// ExpireAt is when Redis may forget the key, after its campaign ends;
+	// zero: never.
+	ExpireAt time.Time
+}
+
+// HotSettle clears one entry's pending mark, once its batch committed.
+type HotSettle struct {
+	Key     ProgressKey
+	Pending uuid.UUID
+}
+
+// HotDrop deletes one entry the database now holds a newer version of.
+type HotDrop struct {
+	Key ProgressKey
+	// Version is the Latest.Version Load returned: a key written since is kept.
+	Version int64
+}
+
+// ErrProgressConflict reports a hot quest whose progress another batch
+// wrote between this batch's Load and Save: the batch is retried.
+var ErrProgressConflict = errors.New("hot quest progress changed since it was read")
+
+// HotProgress keeps hot campaigns' quest progress: Redis agg: hashes
+// (DESIGN.md §6). Safe for concurrent use.
+type HotProgress interface {
+	// Load returns the entries held of keys; an absent key is not in the map.
+	Load(ctx context.Context, keys []ProgressKey) (map[ProgressKey]HotEntry, error)
+	// Save writes each entry if its key is still at Seen. If any key moved,
+	// it returns an error wrapping ErrProgressConflict; others may have been
+	// written, pending, which a retry reads as rolled back.
+	Save(ctx context.Context, writes []HotWrite) error
+	// Settle clears the pending marks that are still the given ones.
+	Settle(ctx context.Context, settles []HotSettle) error
+	// Drop deletes the entries still at the given versions.
+	Drop(ctx context.Context, drops []HotDrop) error
 }
