@@ -47,6 +47,7 @@ func suites() []suite {
 		{"engine", runEngine},
 		{"dcm", runDCM},
 		{"sketch", runSketch},
+		{"hotmem", runHotMem},
 	}
 }
 
