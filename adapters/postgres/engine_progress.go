@@ -113,8 +113,8 @@ func (t *engineTx) LockProgress(ctx context.Context, keys []enginecmd.ProgressKe
 		// The tenant is the campaign's; the engine's campaigns come from
 		// the same read model, so the join finds every one.
 		rows, err := c.Query(ctx, `
-			INSERT INTO user_aggregation (campaign_id, user_id, tenant_id, step_counts, updated_at)
-			SELECT k.campaign_id, k.user_id, c.tenant_id, '{}', now()
+			INSERT INTO user_aggregation (campaign_id, user_id, tenant_id, step_counts, version, updated_at)
+			SELECT k.campaign_id, k.user_id, c.tenant_id, '{}', 0, now()
 			FROM unnest($1::uuid[], $2::text[]) AS k(campaign_id, user_id)
 			JOIN campaign c ON c.campaign_id = k.campaign_id
 			ORDER BY k.campaign_id, k.user_id

@@ -115,13 +115,33 @@ func TestQuestProgressSurvivesHotColdHandOversAndLostCommits(t *testing.T) {
 	if err := without.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	live := engineapp.New(store, withCampaign, redis.EngineLimits{Limiter: limiter}, engineapp.WithHotProgress(filter, hotStore))
-	paused := engineapp.New(store, without, redis.EngineLimits{Limiter: limiter}, engineapp.WithHotProgress(filter, hotStore))
+	// A catalog in which the campaign is for a cohort nobody is in: the
+	// retry of a lost batch decides its events without changing progress
+	// (a cohort recomputed, a rule edited between the attempts), and
+	// records the same decision ids as the lost attempt.
+	snap, err := postgres.NewEngineCatalog(p.db, logger).LoadSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range snap.Campaigns {
+		snap.Campaigns[i].CohortID = uuid.New()
+	}
+	outside := engineapp.NewCatalog(snapshotCatalog{snap}, time.Hour, logger)
+	if err := outside.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	limits := redis.EngineLimits{Limiter: limiter}
+	live := engineapp.New(store, withCampaign, limits, engineapp.WithHotProgress(filter, hotStore))
+	paused := engineapp.New(store, without, limits, engineapp.WithHotProgress(filter, hotStore))
+	notMember := engineapp.New(store, outside, limits, engineapp.WithHotProgress(filter, hotStore))
+	// An engine that dies after its commit, before dropping what Redis
+	// held of keys it moved to the database.
+	crashing := engineapp.New(store, outside, limits, engineapp.WithHotProgress(filter, droplessProgress{hotStore}))
 
 	users := []string{"u1", "u2", "u3", "u4"}
 	at := time.Now().UTC().Truncate(time.Millisecond)
 	var all []engine.ActionEvent // every event, in order
-	var skipped = map[uuid.UUID]bool{}
+	var skipped, outOfCohort = map[uuid.UUID]bool{}, map[uuid.UUID]bool{}
 	next := func(pattern string) []engine.ActionEvent {
 		var batch []engine.ActionEvent
 		for i, c := range pattern {
@@ -160,10 +180,19 @@ func TestQuestProgressSurvivesHotColdHandOversAndLostCommits(t *testing.T) {
 	if e, ok := entry("u1"); !ok || e.Pending != uuid.Nil || e.Latest.Version != 2 || !slices.Equal(e.Latest.Counts, []int{2, 0}) {
 		t.Fatalf("u1 in Redis after a hot batch: %+v (held %v); want version 2, counts [2 0], settled", e, ok)
 	}
-	b := next("PLLP")
+	b := next("LPLP")
+	process(live, b, true, true)
+	process(notMember, b, true, false) // retried hot, deciding the same ids, changing nothing
+	b = next("PLPL")
+	process(live, b, true, true)
+	process(crashing, b, false, false) // retried cold, changing nothing, Redis never cleaned
+	for _, ev := range all[len(all)-8:] {
+		outOfCohort[ev.EventID] = true
+	}
+	b = next("PLLP")
 	process(live, b, true, true) // hot, lost: Redis was written, pending
-	if e, ok := entry("u1"); !ok || e.Pending == uuid.Nil || e.Base.Version != 2 {
-		t.Fatalf("u1 in Redis after a lost hot batch: %+v; want pending on base version 2", e)
+	if e, ok := entry("u1"); !ok || e.Pending == uuid.Nil || !slices.Equal(e.Base.Counts, []int{2, 0}) {
+		t.Fatalf("u1 in Redis after a lost hot batch: %+v; want pending on a base of counts [2 0]", e)
 	}
 	process(live, b, true, false) // retried hot: from the base, not the lost write
 	b = next("LPLP")
@@ -197,7 +226,11 @@ func TestQuestProgressSurvivesHotColdHandOversAndLostCommits(t *testing.T) {
 		if skipped[ev.EventID] {
 			continue
 		}
-		d, np := engine.Evaluate(ev, c, true, progress[ev.UserID])
+		cc := c
+		if outOfCohort[ev.EventID] {
+			cc.CohortID = uuid.New() // a cohort the user is not in
+		}
+		d, np := engine.Evaluate(ev, cc, false, progress[ev.UserID])
 		if np != nil {
 			progress[ev.UserID] = np
 		}
@@ -330,4 +363,17 @@ func TestHotQuestEndToEnd(t *testing.T) {
 	if !regexp.MustCompile(`\ncms_memory_bytes [1-9]`).MatchString(metrics) {
 		t.Error("/metrics shows no sketch memory")
 	}
+}
+
+type snapshotCatalog struct{ snap engineapp.Snapshot }
+
+func (s snapshotCatalog) LoadSnapshot(context.Context) (engineapp.Snapshot, error) {
+	return s.snap, nil
+}
+
+// droplessProgress never drops: an engine that died right after its commit.
+type droplessProgress struct{ engineapp.HotProgress }
+
+func (droplessProgress) Drop(context.Context, []engineapp.HotDrop) error {
+	return errors.New("died before dropping (test)")
 }

@@ -91,8 +91,6 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 		progressKey []ProgressKey
 		seenMember  = map[MemberKey]bool{}
 		seenQuest   = map[ProgressKey]bool{}
-		// questCampaigns are the quests of the batch, by id.
-		questCampaigns = map[uuid.UUID]*engine.Campaign{}
 	)
 	for i := range fresh {
 		ev := &fresh[i]
@@ -112,7 +110,6 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 				if !seenQuest[k] {
 					seenQuest[k] = true
 					progressKey = append(progressKey, k)
-					questCampaigns[c.ID] = c
 				}
 			}
 		}
@@ -130,7 +127,7 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 	if err != nil {
 		return nil, fmt.Errorf("engine: hot campaigns: %w", err)
 	}
-	progress, qs, err := e.loadProgress(ctx, tx, progressKey, hot, questCampaigns)
+	progress, qs, err := e.loadProgress(ctx, tx, progressKey, hot)
 	if err != nil {
 		return nil, fmt.Errorf("engine: quest progress: %w", err)
 	}

@@ -3,8 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"maps"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -33,10 +31,6 @@ import (
 //   - Once the database holds a newer version than Redis, the Redis entry is
 //     dropped after the commit: cold campaigns cost Redis no memory.
 
-// hotProgressGrace is how long Redis keeps a hot quest's progress after its
-// campaign ends: late events of the last moments still find it.
-const hotProgressGrace = 7 * 24 * time.Hour
-
 // questStore is the batch's view of its quests' progress, as loaded.
 type questStore struct {
 	// hot is the campaigns whose progress this batch writes to Redis.
@@ -49,13 +43,17 @@ type questStore struct {
 	highest map[ProgressKey]int64
 	// redis is the raw Redis entry of each key Redis held.
 	redis map[ProgressKey]HotEntry
-	// expireAt is when Redis may forget a hot campaign's progress.
-	expireAt map[uuid.UUID]time.Time
 	// keys are the batch's quests, in load order.
 	keys []ProgressKey
 	// inRedis are the keys whose progress Redis holds, newer than the
 	// database's.
 	inRedis map[ProgressKey]bool
+	// rolledBack are the keys whose Redis entry a rolled-back batch wrote.
+	// This batch must replace it even if it changes nothing: decision ids
+	// are the same on every attempt at the same events, so once this batch
+	// records the decision that marks the entry, the entry would read as
+	// committed.
+	rolledBack map[ProgressKey]bool
 }
 
 // observe counts the batch's candidates in the hot filter and returns the
@@ -73,29 +71,16 @@ func (e *Engine) observe(ctx context.Context, work []candidate) (map[uuid.UUID]b
 
 // loadProgress reads the quests' progress from both stores and keeps, per
 // key, the newer: cold keys locked in the database, hot ones read.
-func (e *Engine) loadProgress(ctx context.Context, tx BatchTx, keys []ProgressKey, hot map[uuid.UUID]bool,
-	campaigns map[uuid.UUID]*engine.Campaign) (map[ProgressKey]engine.QuestProgress, *questStore, error) {
-	qs := &questStore{hot: hot, versions: map[ProgressKey]int64{}, highest: map[ProgressKey]int64{}, redis: map[ProgressKey]HotEntry{}, expireAt: map[uuid.UUID]time.Time{},
-		keys: keys, inRedis: map[ProgressKey]bool{}}
+func (e *Engine) loadProgress(ctx context.Context, tx BatchTx, keys []ProgressKey, hot map[uuid.UUID]bool) (map[ProgressKey]engine.QuestProgress, *questStore, error) {
+	qs := &questStore{hot: hot, versions: map[ProgressKey]int64{}, highest: map[ProgressKey]int64{}, redis: map[ProgressKey]HotEntry{},
+		keys: keys, inRedis: map[ProgressKey]bool{}, rolledBack: map[ProgressKey]bool{}}
 	progress := map[ProgressKey]engine.QuestProgress{}
 	if len(keys) == 0 {
 		return progress, qs, nil
 	}
-	now := time.Now()
-	for id := range hot {
-		if c := campaigns[id]; c != nil && !c.EndAt.IsZero() {
-			qs.expireAt[id] = c.EndAt.Add(hotProgressGrace)
-			if !qs.expireAt[id].After(now) {
-				// Redis would forget the write at once: the database keeps
-				// the progress of a campaign long past its end.
-				qs.hot = maps.Clone(qs.hot)
-				qs.hot[id] = false
-			}
-		}
-	}
 	var cold, warm []ProgressKey
 	for _, k := range keys {
-		if qs.hot[k.CampaignID] {
+		if hot[k.CampaignID] {
 			warm = append(warm, k)
 		} else {
 			cold = append(cold, k)
@@ -129,6 +114,7 @@ func (e *Engine) loadProgress(ctx context.Context, tx BatchTx, keys []ProgressKe
 			cur := r.Latest
 			if r.Pending != uuid.Nil && !committed[r.Pending] {
 				cur = r.Base
+				qs.rolledBack[k] = true
 			}
 			if cur.Version > best.Version {
 				best = cur
@@ -136,9 +122,13 @@ func (e *Engine) loadProgress(ctx context.Context, tx BatchTx, keys []ProgressKe
 			}
 		}
 		if best.Version > 0 {
-			best.CampaignID, best.UserID = k.CampaignID, k.UserID
-			progress[k] = best.QuestProgress
 			qs.versions[k] = best.Version
+			// Empty progress (a rolled-back write replaced, see saveProgress)
+			// is no progress, as the database's placeholder rows are.
+			if len(best.Counts) > 0 || !best.WindowStart.IsZero() || !best.Completed.IsZero() {
+				best.CampaignID, best.UserID = k.CampaignID, k.UserID
+				progress[k] = best.QuestProgress
+			}
 		}
 	}
 	return progress, qs, nil
@@ -181,11 +171,12 @@ func (e *Engine) saveProgress(ctx context.Context, tx BatchTx, q *quests, qs *qu
 	for _, k := range qs.keys {
 		changed := q.changed[k]
 		p := StoredProgress{QuestProgress: q.progress[k], Version: qs.highest[k] + 1}
+		p.CampaignID, p.UserID = k.CampaignID, k.UserID
 		raw, inRedis := qs.redis[k]
 		if !qs.hot[k.CampaignID] || e.hotProgress == nil {
 			// Cold: the database takes the progress over even when this
 			// batch did not change it, so that Redis keeps none of it.
-			if changed || qs.inRedis[k] {
+			if changed || qs.inRedis[k] || qs.rolledBack[k] {
 				toDB = append(toDB, p)
 			}
 			if inRedis {
@@ -193,7 +184,7 @@ func (e *Engine) saveProgress(ctx context.Context, tx BatchTx, q *quests, qs *qu
 			}
 			continue
 		}
-		if !changed {
+		if !changed && !qs.rolledBack[k] {
 			continue
 		}
 		if mark == nil {
@@ -202,8 +193,11 @@ func (e *Engine) saveProgress(ctx context.Context, tx BatchTx, q *quests, qs *qu
 		var base StoredProgress
 		if v := qs.versions[k]; v > 0 {
 			base = StoredProgress{QuestProgress: q.loaded[k], Version: v}
+			base.CampaignID, base.UserID = k.CampaignID, k.UserID
 		}
-		w := HotWrite{Key: k, Seen: raw.Latest.Version, Progress: p, Base: base, Pending: mark[k], ExpireAt: qs.expireAt[k.CampaignID]}
+		// No expiry: a campaign's end can move, and an expired entry would
+		// be a user's lost (or repeated) quest.
+		w := HotWrite{Key: k, Seen: raw.Latest.Version, Progress: p, Base: base, Pending: mark[k]}
 		writes = append(writes, w)
 		after.settles = append(after.settles, HotSettle{Key: k, Pending: w.Pending})
 	}
