@@ -37,6 +37,12 @@ func NewCampaigns(db *DB) *Campaigns { return &Campaigns{db: db} }
 
 const campaignColumns = `campaign_id, tenant_id, name, type, status, start_at, end_at, rule_json, cohort_id, created_at, updated_at, version`
 
+// campaignRow is a campaign view as the values of campaignColumns.
+func campaignRow(v *projections.CampaignView) []any {
+	return []any{v.CampaignID, v.TenantID, v.Name, string(v.Type), string(v.Status), nullTime(v.StartAt), nullTime(v.EndAt),
+		v.Rule, nullUUID(v.CohortID), v.CreatedAt, v.UpdatedAt, v.Version}
+}
+
 func scanCampaign(row pgx.Row) (projections.CampaignView, error) {
 	var (
 		v              projections.CampaignView
@@ -110,8 +116,7 @@ func (s *Campaigns) UpdateCampaign(ctx context.Context, cp projections.Checkpoin
 			SET name = excluded.name, type = excluded.type, status = excluded.status, start_at = excluded.start_at,
 			    end_at = excluded.end_at, rule_json = excluded.rule_json, cohort_id = excluded.cohort_id,
 			    updated_at = excluded.updated_at, version = excluded.version`,
-			next.CampaignID, next.TenantID, next.Name, string(next.Type), string(next.Status), nullTime(next.StartAt), nullTime(next.EndAt),
-			next.Rule, nullUUID(next.CohortID), next.CreatedAt, next.UpdatedAt, next.Version)
+			campaignRow(next)...)
 		if err != nil {
 			return fmt.Errorf("save campaign view %s: %w", id, err)
 		}

@@ -27,6 +27,12 @@ func NewCohorts(db *DB) *Cohorts { return &Cohorts{db: db} }
 
 const cohortColumns = `cohort_id, tenant_id, name, kind, rule, members_generation, member_count, computed_at, created_at, updated_at, version`
 
+// cohortRow is a cohort view as the values of cohortColumns.
+func cohortRow(v *projections.CohortView) []any {
+	return []any{v.CohortID, v.TenantID, v.Name, string(v.Kind), nullIfZero(v.Rule), nullIfZero(v.Members.Generation),
+		v.Members.Count, nullTime(v.ComputedAt), v.CreatedAt, v.UpdatedAt, v.Version}
+}
+
 func scanCohort(row pgx.Row) (projections.CohortView, error) {
 	var (
 		v          projections.CohortView
@@ -74,18 +80,13 @@ func (s *Cohorts) UpdateCohort(ctx context.Context, cp projections.Checkpoint, i
 		if next == cur || next == nil {
 			return nil
 		}
-		var computedAt *time.Time
-		if !next.ComputedAt.IsZero() {
-			computedAt = &next.ComputedAt
-		}
 		_, err = tx.Exec(ctx, `
 			INSERT INTO cohort (`+cohortColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (cohort_id) DO UPDATE
 			SET name = excluded.name, kind = excluded.kind, rule = excluded.rule, members_generation = excluded.members_generation,
 			    member_count = excluded.member_count, computed_at = excluded.computed_at, updated_at = excluded.updated_at,
 			    version = excluded.version`,
-			next.CohortID, next.TenantID, next.Name, string(next.Kind), nullIfZero(next.Rule), nullIfZero(next.Members.Generation),
-			next.Members.Count, computedAt, next.CreatedAt, next.UpdatedAt, next.Version)
+			cohortRow(next)...)
 		if err != nil {
 			return fmt.Errorf("save cohort view %s: %w", id, err)
 		}

@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	enginecmd "github.com/incentives-platform/incentives/commands/engine"
 	"github.com/incentives-platform/incentives/domain/engine"
@@ -64,7 +63,10 @@ func (s *EngineStore) Begin(ctx context.Context) (enginecmd.BatchTx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine batch: connection: %w", err)
 	}
-	tx, err := conn.BeginTx(ctx, nil)
+	// READ COMMITTED, whatever the server's default: a batch that waited in
+	// LogEvents for another batch holding the same events must then read
+	// that batch's progress and decisions (ReadProgress, DecisionsRecorded).
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("engine batch: begin: %w", err), conn.Close())
 	}
@@ -85,13 +87,7 @@ func (t *engineTx) pg(fn func(*pgx.Conn) error) error {
 	if t.done {
 		return sql.ErrTxDone
 	}
-	return t.conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("engine batch: the driver connection is a %T, not pgx's", dc)
-		}
-		return fn(c.Conn())
-	})
+	return rawPgx(t.conn, fn)
 }
 
 // Commit implements commands/engine.BatchTx.

@@ -412,19 +412,37 @@ func ParseCursor(s string) (Cursor, error) {
 // every transaction still running (the snapshot's xmin), so whatever it has
 // not returned yet can still only appear after its cursor.
 func (s *EventStore) ReadAll(ctx context.Context, after Cursor, limit int) ([]domain.RecordedEvent, Cursor, error) {
+	events, cursor, _, err := s.ReadAllOf(ctx, after, limit, nil)
+	return events, cursor, err
+}
+
+// ReadAllOf is ReadAll of the events of the given aggregates only (all of
+// them when nil): a replay reads and decodes only what it folds. The cursor
+// moves past the events it skips, up to the last one it examined, so a
+// reader of a rare aggregate does not read the same stretch twice. more
+// reports a full page examined: there may be more to read.
+func (s *EventStore) ReadAllOf(ctx context.Context, after Cursor, limit int, aggregates []string) (_ []domain.RecordedEvent, _ Cursor, more bool, _ error) {
 	rows, err := s.db.Pool.Query(ctx, `
-		SELECT transaction_id::text, position, event_id, aggregate, aggregate_id, version, event_type, payload, metadata, recorded_at
-		FROM event_store
-		WHERE (transaction_id, position) > ($1::text::xid8, $2)
-		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id, position
-		LIMIT $3`, strconv.FormatUint(after.TransactionID, 10), after.Position, limit)
+		WITH page AS (
+			SELECT transaction_id, position, event_id, aggregate, aggregate_id, version, event_type, payload, metadata, recorded_at
+			FROM event_store
+			WHERE (transaction_id, position) > ($1::text::xid8, $2)
+			  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+			ORDER BY transaction_id, position
+			LIMIT $3)
+		SELECT transaction_id::text, position, event_id, aggregate, aggregate_id, version, event_type,
+		       CASE WHEN $4::text[] IS NULL OR aggregate = ANY($4) THEN payload END, metadata, recorded_at
+		FROM page ORDER BY transaction_id, position`, strconv.FormatUint(after.TransactionID, 10), after.Position, limit, aggregates)
 	if err != nil {
-		return nil, after, fmt.Errorf("read all: %w", err)
+		return nil, after, false, fmt.Errorf("read all: %w", err)
 	}
 	defer rows.Close()
-	var out []domain.RecordedEvent
+	var (
+		out      []domain.RecordedEvent
+		examined int
+	)
 	for rows.Next() {
+		examined++
 		var (
 			txID, typ     string
 			rec           domain.RecordedEvent
@@ -433,26 +451,29 @@ func (s *EventStore) ReadAll(ctx context.Context, after Cursor, limit int) ([]do
 		)
 		if err := rows.Scan(&txID, &rec.Position, &rec.EventID, &rec.Stream.Aggregate, &rec.Stream.ID, &rec.Version,
 			&typ, &payload, &meta, &recordedAt); err != nil {
-			return nil, after, fmt.Errorf("read all: %w", err)
+			return nil, after, false, fmt.Errorf("read all: %w", err)
 		}
 		rec.RecordedAt = recordedAt.UTC()
-		if rec.Event, err = s.cfg.Codec.DecodeJSON(typ, payload); err != nil {
-			return nil, after, fmt.Errorf("read all: position %d: %w", rec.Position, err)
-		}
-		if rec.Metadata, err = decodeMetadata(meta); err != nil {
-			return nil, after, fmt.Errorf("read all: position %d: %w", rec.Position, err)
-		}
 		tx, err := strconv.ParseUint(txID, 10, 64)
 		if err != nil {
-			return nil, after, fmt.Errorf("read all: transaction id %q: %w", txID, err)
+			return nil, after, false, fmt.Errorf("read all: transaction id %q: %w", txID, err)
 		}
 		after = Cursor{TransactionID: tx, Position: rec.Position}
+		if payload == nil {
+			continue // an aggregate the caller did not ask for
+		}
+		if rec.Event, err = s.cfg.Codec.DecodeJSON(typ, payload); err != nil {
+			return nil, after, false, fmt.Errorf("read all: position %d: %w", rec.Position, err)
+		}
+		if rec.Metadata, err = decodeMetadata(meta); err != nil {
+			return nil, after, false, fmt.Errorf("read all: position %d: %w", rec.Position, err)
+		}
 		out = append(out, rec)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, after, fmt.Errorf("read all: %w", err)
+		return nil, after, false, fmt.Errorf("read all: %w", err)
 	}
-	return out, after, nil
+	return out, after, examined == limit, nil
 }
 
 func decodeMetadata(raw []byte) (domain.Metadata, error) {

@@ -27,6 +27,32 @@ func NewTenants(db *DB) *Tenants { return &Tenants{db: db} }
 
 const tenantColumns = `tenant_id, name, status, created_at, updated_at, version`
 
+// tenantRow is a tenant view as the values of tenantColumns: what the
+// projection upserts and a replay copies.
+func tenantRow(v *projections.TenantView) []any {
+	return []any{v.TenantID, v.Name, string(v.Status), v.CreatedAt, v.UpdatedAt, v.Version}
+}
+
+const limitColumns = `tenant_id, scope, max_per_day, max_per_window, window_days, max_total, created_at, updated_at, version`
+
+// limitsRows is a limits view as tenant_limit rows, one per scope, in the
+// order of limitColumns.
+func limitsRows(v *projections.LimitsView) [][]any {
+	var rows [][]any
+	for _, row := range []struct {
+		scope string
+		caps  limits.Caps
+	}{{scopeGlobal, v.Tenant}, {scopeUser, v.User}} {
+		var windowDays *int
+		if row.caps.WindowDays != 0 {
+			windowDays = &row.caps.WindowDays
+		}
+		rows = append(rows, []any{v.TenantID, row.scope, row.caps.PerDay, row.caps.PerWindow, windowDays, row.caps.Total,
+			v.CreatedAt, v.UpdatedAt, v.Version})
+	}
+	return rows
+}
+
 func scanTenant(row pgx.Row) (projections.TenantView, error) {
 	var v projections.TenantView
 	var status string
@@ -54,7 +80,7 @@ func (s *Tenants) UpdateTenant(ctx context.Context, cp projections.Checkpoint, i
 			INSERT INTO tenant (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (tenant_id) DO UPDATE
 			SET name = excluded.name, status = excluded.status, updated_at = excluded.updated_at, version = excluded.version`,
-			next.TenantID, next.Name, string(next.Status), next.CreatedAt, next.UpdatedAt, next.Version)
+			tenantRow(next)...)
 		return err
 	})
 }
@@ -96,23 +122,16 @@ func (s *Tenants) UpdateLimits(ctx context.Context, cp projections.Checkpoint, t
 		if next == cur || next == nil {
 			return nil
 		}
-		for _, row := range []struct {
-			scope string
-			caps  limits.Caps
-		}{{scopeGlobal, next.Tenant}, {scopeUser, next.User}} {
-			var windowDays *int
-			if row.caps.WindowDays != 0 {
-				windowDays = &row.caps.WindowDays
-			}
+		for _, row := range limitsRows(next) {
 			_, err := tx.Exec(ctx, `
-				INSERT INTO tenant_limit (tenant_id, scope, max_per_day, max_per_window, window_days, max_total, created_at, updated_at, version)
+				INSERT INTO tenant_limit (`+limitColumns+`)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 				ON CONFLICT (tenant_id, scope) DO UPDATE
 				SET max_per_day = excluded.max_per_day, max_per_window = excluded.max_per_window, window_days = excluded.window_days,
 				    max_total = excluded.max_total, updated_at = excluded.updated_at, version = excluded.version`,
-				next.TenantID, row.scope, row.caps.PerDay, row.caps.PerWindow, windowDays, row.caps.Total, next.CreatedAt, next.UpdatedAt, next.Version)
+				row...)
 			if err != nil {
-				return fmt.Errorf("save %s limits of %s: %w", row.scope, tenantID, err)
+				return fmt.Errorf("save %s limits of %s: %w", row[1], tenantID, err)
 			}
 		}
 		return nil

@@ -86,7 +86,7 @@ func NewApp(ctx context.Context, cfg Config, logger *slog.Logger) (_ *App, err e
 	if err := a.openPostgres(ctx); err != nil {
 		return nil, err
 	}
-	if cfg.hasRole(roleAPI) || cfg.hasRole(roleEngine) {
+	if cfg.hasRole(roleAPI) || cfg.hasRole(roleEngine) || cfg.hasRole(roleProjector) {
 		if a.redis, err = redis.Open(ctx, cfg.RedisURL); err != nil {
 			return nil, err
 		}
@@ -159,6 +159,7 @@ func (a *App) openKafka(ctx context.Context) error {
 	topics := []kafka.TopicSpec{
 		{Name: kafka.TenantEventsTopic, Partitions: int32(a.cfg.KafkaPartitions)},
 		{Name: kafka.IncentiveGeneratedTopic, Partitions: int32(a.cfg.KafkaPartitions)},
+		{Name: kafka.IncentivesChangeTopic, Partitions: int32(a.cfg.KafkaPartitions)},
 	}
 	for _, agg := range domainAggregates {
 		topics = append(topics, kafka.TopicSpec{Name: kafka.DomainTopic(agg), Partitions: int32(a.cfg.KafkaPartitions)})
@@ -233,7 +234,9 @@ func (a *App) buildProjections(messages kafka.DomainMessages, wlog watermill.Log
 		a.logger.With("component", "campaign-ender"))
 	return kafka.AddProjections(router, kafka.ProjectionsConfig{Brokers: a.brokers, Messages: messages, DLQ: a.publisher, Logger: wlog},
 		projections.NewTenants(postgres.NewTenants(a.db)), projections.NewCampaigns(campaigns),
-		projections.NewCohorts(postgres.NewCohorts(a.db)))
+		projections.NewCohorts(postgres.NewCohorts(a.db)),
+		projections.NewIncentives(postgres.NewIncentiveViews(a.db, kafka.IncentiveChanges{Database: a.db.DatabaseName()})),
+		projections.NewUserRewards(redis.NewUserRewards(a.redis)))
 }
 
 // buildCommands builds the write side, which the API serves and the

@@ -35,14 +35,15 @@ func (p *testPlatform) newTenant(name string) string {
 		if err != nil {
 			p.t.Errorf("campaigns of tenant %s: %v", id, err)
 		}
+		p.awaitUserRewards(uuid.MustParse(id))
 		forgetTenantInRedis(p.t, p.cfg.RedisURL, uuid.MustParse(id), campaigns...)
 	})
 	return id
 }
 
 // forgetTenantInRedis deletes the tenant's limit counters, remembered
-// decisions and sketches, and its campaigns' hot quest progress, so tests
-// leave Redis as they found it.
+// decisions, sketches and user reward aggregates, and its campaigns' hot
+// quest progress, so tests leave Redis as they found it.
 func forgetTenantInRedis(t *testing.T, url string, tenant uuid.UUID, campaigns ...uuid.UUID) {
 	ctx := context.Background()
 	c, err := redis.Open(ctx, url)
@@ -60,6 +61,9 @@ func forgetTenantInRedis(t *testing.T, url string, tenant uuid.UUID, campaigns .
 		if s, err = redis.NewSketch(c, redis.SketchConfig{}); err == nil {
 			_, err = s.ForgetTenant(ctx, tenant)
 		}
+	}
+	if err == nil {
+		_, err = redis.NewUserRewards(c).ForgetTenant(ctx, tenant)
 	}
 	progress := redis.NewHotProgress(c)
 	for _, id := range campaigns {

@@ -30,6 +30,7 @@ func commandList() []command {
 		{"migrate", "create the database if needed and apply migrations", runMigrate},
 		{"token", "print a signed development JWT", runToken},
 		{"broker", "run the embedded Kafka-protocol broker alone", runBroker},
+		{"replay", "rebuild read models from the event store and swap them in while serving", runReplay},
 		{"tail", "print a topic's records as JSON lines", runTail},
 		{"loadgen", "produce realistic action events to tenant-events, for load tests", runLoadgen},
 		{"version", "print the build version", runVersion},

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/incentives-platform/incentives/adapters/auth"
+	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/adapters/postgres/pgtest"
 	"github.com/incentives-platform/incentives/migrations"
 )
@@ -138,5 +139,27 @@ func TestTailPrintsDecodedRecords(t *testing.T) {
 	code, _, errOut := runCLI(t, map[string]string{"KAFKA_BROKERS": strings.Join(p.app.Brokers(), ",")}, "tail", "no.such.topic")
 	if code != 1 || !strings.Contains(errOut, "no such topic") {
 		t.Fatalf("tail of a missing topic: exit %d %q", code, errOut)
+	}
+}
+
+// tail prints a value that is JSON but not Avro (a db.incentives change
+// event) as the JSON it is, and anything else in base64.
+func TestTailDecodesJSONValuesAsJSON(t *testing.T) {
+	registry, _, err := avro.LoadPlatform()
+	if err != nil {
+		t.Fatal(err)
+	}
+	change := []byte(`{"before":null,"after":{"incentive_id":"49989d7a-b454-532f-9c44-af12e4d32b59","reward_amount":"5.5200"},` +
+		`"source":{"table":"incentive_view"},"op":"c","ts_ms":1795706951508}`)
+	schema, value, raw, problem := decodeValue(registry, change)
+	if schema != "" || !bytes.Equal(value, change) || raw != "" || problem != "" {
+		t.Fatalf("decodeValue(change event) = %q, %s, %q, %q; want the JSON as it is", schema, value, raw, problem)
+	}
+	line, err := json.Marshal(tailLine{Topic: "db.incentives", Key: `{"incentive_id":"49989d7a-b454-532f-9c44-af12e4d32b59"}`, Value: value})
+	if err != nil || !strings.Contains(string(line), `"value":{"before":null,"after":{`) {
+		t.Fatalf("tail line %s, %v: want the value as a JSON object", line, err)
+	}
+	if schema, value, raw, _ := decodeValue(registry, []byte("not json")); schema != "" || value != nil || raw != "bm90IGpzb24=" {
+		t.Fatalf("decodeValue(text) = %q, %s, %q; want base64", schema, value, raw)
 	}
 }
