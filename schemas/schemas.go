@@ -23,3 +23,9 @@ var Rule []byte
 //
 //go:embed openapi.json
 var OpenAPI []byte
+
+// JSON holds json/*.schema.json, the JSON Schemas (2020-12) of the topics
+// whose values are JSON: db.incentives.schema.json.
+//
+//go:embed json/*.schema.json
+var JSON embed.FS

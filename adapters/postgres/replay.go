@@ -67,6 +67,33 @@ type ReplayModel struct {
 	// tables replace the live ones (the incentives projection emits a
 	// change event for each row that differs).
 	BeforeSwap func(ctx context.Context, tx *sql.Tx, schema string) error
+
+	// External is set for a read model outside Postgres (Redis), whose
+	// shadow the model writes itself; Tables, Take, Load and BeforeSwap
+	// are then unused.
+	External *ExternalShadow
+}
+
+// ExternalShadow is the shadow of a read model outside Postgres. Its fold
+// need not be idempotent (the user-aggregation sums count every event), so
+// it never resumes: each run drops what an interrupted one wrote and folds
+// from the start, while the Postgres models of the same run refold from
+// there harmlessly.
+type ExternalShadow struct {
+	// Drop deletes the shadow.
+	Drop func(ctx context.Context) error
+	// Flush writes what changed since the last call to the shadow.
+	Flush func(ctx context.Context) error
+	// Fence stops the live writers of every part of the read model the
+	// shadow will replace (for Redis, the tenants live or folded so far),
+	// before the final catch-up; it reports whether it fenced parts not
+	// fenced before, after which the catch-up reads again: a part fenced
+	// late may have been written live meanwhile.
+	Fence func(ctx context.Context) (added bool, err error)
+	// Swap puts the shadow in place of the live read model and lifts the
+	// fences; Unfence lifts them after a failure.
+	Swap    func(ctx context.Context) error
+	Unfence func(ctx context.Context) error
 }
 
 // ReplayOptions configures EventStore.Replay.
@@ -211,6 +238,21 @@ func (s *EventStore) prepareShadows(ctx context.Context, models []*ReplayModel, 
 	err = s.db.inTx(ctx, func(tx pgx.Tx) error {
 		for _, m := range models {
 			name, schema := m.Rebuild.Name(), replaySchema(m.Rebuild.Name())
+			if m.External != nil {
+				if err := dropShadow(ctx, tx, name, schema); err != nil {
+					return err
+				}
+				if err := m.External.Drop(ctx); err != nil {
+					return fmt.Errorf("replay %s: drop shadow: %w", name, err)
+				}
+				if err := createShadow(ctx, tx, m, name, schema, start); err != nil {
+					return err
+				}
+				if first || compareCursors(start, cursor) < 0 {
+					cursor, first = start, false
+				}
+				continue
+			}
 			var c Cursor
 			var txID int64
 			err := tx.QueryRow(ctx, `SELECT transaction_id, position FROM replay_state WHERE projection = $1`, name).Scan(&txID, &c.Position)
@@ -333,8 +375,18 @@ func dropShadow(ctx context.Context, tx pgx.Tx, name, schema string) error {
 // flushShadows writes every model's changed views and the new cursor in
 // one transaction: the resume point never runs ahead of the rows.
 func (s *EventStore) flushShadows(ctx context.Context, models []*ReplayModel, cursor Cursor, folded int64) error {
+	for _, m := range models {
+		if m.External != nil {
+			if err := m.External.Flush(ctx); err != nil {
+				return fmt.Errorf("replay %s: %w", m.Rebuild.Name(), err)
+			}
+		}
+	}
 	err := s.db.inTx(ctx, func(tx pgx.Tx) error {
 		for _, m := range models {
+			if m.External != nil {
+				continue // it restarts on every run: no resume point
+			}
 			if err := writeShadow(ctx, tx, m); err != nil {
 				return err
 			}
@@ -352,13 +404,18 @@ func (s *EventStore) flushShadows(ctx context.Context, models []*ReplayModel, cu
 
 func settle(models []*ReplayModel, committed bool) {
 	for _, m := range models {
-		m.Settle(committed)
+		if m.Settle != nil {
+			m.Settle(committed)
+		}
 	}
 }
 
 // writeShadow writes a model's changed rows: new ones by COPY, the others
 // by an upsert from a COPYed temporary table.
 func writeShadow(ctx context.Context, tx copyExecer, m *ReplayModel) error {
+	if m.External != nil {
+		return nil // it writes its own shadow (Flush)
+	}
 	inserts, updates, err := m.Take()
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", m.Rebuild.Name(), err)
@@ -422,12 +479,25 @@ type copyExecer interface {
 // waiting for another (the engine's catalog reads several in one
 // snapshot); Postgres then aborts one side, and if it is the swap, the swap
 // is tried again after a pause, up to a few times.
-func (s *EventStore) swapShadows(ctx context.Context, models []*ReplayModel, cursor Cursor, aggregates []string, batch int) error {
+func (s *EventStore) swapShadows(ctx context.Context, models []*ReplayModel, cursor Cursor, aggregates []string, batch int) (err error) {
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, m := range models {
+			if m.External != nil {
+				err = errors.Join(err, m.External.Unfence(context.WithoutCancel(ctx)))
+			}
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		next, err := s.trySwap(ctx, models, cursor, aggregates, batch)
 		settle(models, err == nil)
 		var pgErr *pgconn.PgError
-		if err == nil || attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "55P03") {
+		if err == nil {
+			return s.swapExternal(ctx, models)
+		}
+		if attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "55P03") {
 			return err
 		}
 		cursor = next
@@ -437,6 +507,24 @@ func (s *EventStore) swapShadows(ctx context.Context, models []*ReplayModel, cur
 		case <-time.After(time.Duration(attempt*attempt) * 100 * time.Millisecond):
 		}
 	}
+}
+
+// swapExternal writes the external shadows' last changes and swaps them in:
+// their final catch-up was folded in the swap transaction, under their
+// fences.
+func (s *EventStore) swapExternal(ctx context.Context, models []*ReplayModel) error {
+	for _, m := range models {
+		if m.External == nil {
+			continue
+		}
+		if err := m.External.Flush(ctx); err != nil {
+			return fmt.Errorf("replay %s: %w", m.Rebuild.Name(), err)
+		}
+		if err := m.External.Swap(ctx); err != nil {
+			return fmt.Errorf("replay %s: swap: %w", m.Rebuild.Name(), err)
+		}
+	}
+	return nil
 }
 
 // trySwap is one attempt at the swap. It returns how far it read, so a
@@ -459,25 +547,34 @@ func (s *EventStore) trySwap(ctx context.Context, models []*ReplayModel, cursor 
 			live = append(live, pgx.Identifier{"public", t.Name}.Sanitize())
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '5s'`); err != nil {
-		return cursor, fmt.Errorf("replay swap: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `LOCK TABLE `+strings.Join(live, ", ")+` IN ACCESS EXCLUSIVE MODE`); err != nil {
-		return cursor, fmt.Errorf("replay swap: lock the live tables: %w", err)
-	}
-	// What committed since the last read; read with the pool, which the
-	// locks do not hold up (the event store is not locked).
-	for {
-		events, next, more, err := s.ReadAllOf(ctx, cursor, batch, aggregates)
-		if err != nil {
+	if len(live) > 0 {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '5s'`); err != nil {
 			return cursor, fmt.Errorf("replay swap: %w", err)
 		}
-		if err := applyAll(models, events); err != nil {
+		if _, err := tx.ExecContext(ctx, `LOCK TABLE `+strings.Join(live, ", ")+` IN ACCESS EXCLUSIVE MODE`); err != nil {
+			return cursor, fmt.Errorf("replay swap: lock the live tables: %w", err)
+		}
+	}
+	// What committed since the last read; read with the pool, which the
+	// locks do not hold up (the event store is not locked). An external
+	// model fences its live writers first, and again for any part the
+	// catch-up adds, after which it reads again.
+	for fence := true; fence; {
+		if fence, err = fenceExternal(ctx, models); err != nil {
 			return cursor, err
 		}
-		cursor = next
-		if !more {
-			break
+		for {
+			events, next, more, err := s.ReadAllOf(ctx, cursor, batch, aggregates)
+			if err != nil {
+				return cursor, fmt.Errorf("replay swap: %w", err)
+			}
+			if err := applyAll(models, events); err != nil {
+				return cursor, err
+			}
+			cursor = next
+			if !more {
+				break
+			}
 		}
 	}
 	err = rawPgx(conn, func(c *pgx.Conn) error {
@@ -514,6 +611,23 @@ func (s *EventStore) trySwap(ctx context.Context, models []*ReplayModel, cursor 
 		return cursor, fmt.Errorf("replay swap: commit: %w", err)
 	}
 	return cursor, nil
+}
+
+// fenceExternal fences the external models' live writers, reporting
+// whether any part was fenced for the first time.
+func fenceExternal(ctx context.Context, models []*ReplayModel) (bool, error) {
+	var added bool
+	for _, m := range models {
+		if m.External == nil {
+			continue
+		}
+		a, err := m.External.Fence(ctx)
+		if err != nil {
+			return false, fmt.Errorf("replay %s: fence: %w", m.Rebuild.Name(), err)
+		}
+		added = added || a
+	}
+	return added, nil
 }
 
 // moveTable replaces public.table by schema.table, giving the new table's

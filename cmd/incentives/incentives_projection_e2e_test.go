@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,9 +12,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/incentives-platform/incentives/adapters/auth"
 	"github.com/incentives-platform/incentives/adapters/kafka"
+	"github.com/incentives-platform/incentives/schemas"
 )
 
 // viewRows returns incentive_view as db.incentives writes its rows, by
@@ -70,10 +73,35 @@ const (
 // sink connector applies it: create, update and snapshot read upsert the
 // row under its key, delete (and a tombstone) removes it.
 type debeziumSink struct {
+	// schema is schemas/json/db.incentives.schema.json: every value must
+	// be valid against it.
+	schema     *jsonschema.Schema
 	rows       map[string]kafka.IncentiveRow
 	partitions map[string]int32
 	// tsMs is the ts_ms of each row's last change.
 	tsMs map[string]int64
+}
+
+// changeEventSchema compiles schemas/json/db.incentives.schema.json.
+func changeEventSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	raw, err := schemas.JSON.ReadFile("json/db.incentives.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("db.incentives.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("db.incentives.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sch
 }
 
 func (s *debeziumSink) apply(t *testing.T, r kafka.TailRecord) {
@@ -92,6 +120,13 @@ func (s *debeziumSink) apply(t *testing.T, r kafka.TailRecord) {
 	}
 	if r.Headers["content-type"] != "application/json" {
 		t.Fatalf("record %d/%d: content-type %q", r.Partition, r.Offset, r.Headers["content-type"])
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(r.Value))
+	if err == nil {
+		err = s.schema.Validate(doc)
+	}
+	if err != nil {
+		t.Fatalf("record %d/%d is not a valid db.incentives change event: %s: %v", r.Partition, r.Offset, r.Value, err)
 	}
 	var ev kafka.IncentiveChangeEvent
 	if err := json.Unmarshal(r.Value, &ev); err != nil {
@@ -146,9 +181,10 @@ func TestIncentivesProjectionAndChangeStreamEndToEnd(t *testing.T) {
 	})
 	view := p.viewRows()
 
+	schema := changeEventSchema(t)
 	var sink debeziumSink
 	eventually(t, "the db.incentives sink equal to incentive_view", func() bool {
-		sink = debeziumSink{rows: map[string]kafka.IncentiveRow{}, partitions: map[string]int32{}, tsMs: map[string]int64{}}
+		sink = debeziumSink{schema: schema, rows: map[string]kafka.IncentiveRow{}, partitions: map[string]int32{}, tsMs: map[string]int64{}}
 		err := kafka.Tail(context.Background(), p.app.Brokers(), kafka.IncentivesChangeTopic, false, func(r kafka.TailRecord) error {
 			sink.apply(t, r)
 			return nil

@@ -9,17 +9,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/adapters/postgres"
+	"github.com/incentives-platform/incentives/adapters/redis"
 	"github.com/incentives-platform/incentives/projections"
 )
 
 // replayDeps is what building replay models needs.
 type replayDeps struct {
-	db *postgres.DB
+	db    *postgres.DB
+	redis func() (*redis.Client, error)
 }
 
 // replayable lists the projections `replay` rebuilds, in the order `all`
@@ -38,6 +41,72 @@ func replayable() []struct {
 		{projections.IncentivesName, func(d replayDeps) *postgres.ReplayModel {
 			return postgres.IncentivesReplay(kafka.IncentiveChanges{Database: d.db.DatabaseName()})
 		}},
+		{projections.UserRewardsName, userRewardsReplay},
+	}
+}
+
+// userRewardsReplay is the replay model of the user-aggregation
+// projection, whose read model is Redis: the fold is
+// projections.UserRewardsRebuild, the shadow keys and the swap are
+// redis.UserRewardsReplay's.
+func userRewardsReplay(d replayDeps) *postgres.ReplayModel {
+	fold := projections.NewUserRewardsRebuild()
+	var (
+		shadow  *redis.UserRewardsReplay
+		fenced  = map[uuid.UUID]bool{}
+		tenants []uuid.UUID
+	)
+	open := func() error {
+		if shadow != nil {
+			return nil
+		}
+		c, err := d.redis()
+		if err != nil {
+			return err
+		}
+		shadow = redis.NewUserRewardsReplay(c)
+		return nil
+	}
+	return &postgres.ReplayModel{
+		Rebuild: fold,
+		External: &postgres.ExternalShadow{
+			Drop: func(ctx context.Context) error {
+				if err := open(); err != nil {
+					return err
+				}
+				return shadow.DropShadow(ctx)
+			},
+			Flush: func(ctx context.Context) error { return shadow.Write(ctx, fold.TakeDirty(), fold.TakeSeen()) },
+			Fence: func(ctx context.Context) (bool, error) {
+				live, err := shadow.Tenants(ctx)
+				if err != nil {
+					return false, err
+				}
+				var fresh []uuid.UUID
+				for _, t := range live {
+					if !fenced[t] {
+						fresh = append(fresh, t)
+					}
+				}
+				for k := range fold.Totals {
+					if !fenced[k.TenantID] && !slices.Contains(fresh, k.TenantID) {
+						fresh = append(fresh, k.TenantID)
+					}
+				}
+				// Every fenced tenant is fenced again: the fence is a lease.
+				all := append(slices.Clone(tenants), fresh...)
+				if err := shadow.Fence(ctx, all); err != nil {
+					return false, err
+				}
+				for _, t := range fresh {
+					fenced[t] = true
+				}
+				tenants = all
+				return len(fresh) > 0, nil
+			},
+			Swap:    func(ctx context.Context) error { return shadow.Swap(ctx, tenants) },
+			Unfence: func(ctx context.Context) error { return shadow.Unfence(ctx, tenants) },
+		},
 	}
 }
 
@@ -125,7 +194,22 @@ func runReplay(ctx context.Context, env environment, args []string) error {
 		return err
 	}
 	defer db.Close()
-	models, err := replayModels(projection, replayDeps{db: db})
+	var rc *redis.Client
+	defer func() {
+		if rc != nil {
+			_ = rc.Close()
+		}
+	}()
+	models, err := replayModels(projection, replayDeps{db: db, redis: func() (*redis.Client, error) {
+		if rc == nil {
+			c, err := redis.Open(ctx, cfg.RedisURL)
+			if err != nil {
+				return nil, err
+			}
+			rc = c
+		}
+		return rc, nil
+	}})
 	if err != nil {
 		return err
 	}

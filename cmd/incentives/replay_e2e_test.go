@@ -15,6 +15,7 @@ import (
 	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/adapters/postgres"
+	"github.com/incentives-platform/incentives/adapters/redis"
 )
 
 // readModels are the read-model tables replay rebuilds, with their keys,
@@ -140,8 +141,12 @@ func TestReplayRebuildsIdenticalReadModelsWhileServing(t *testing.T) {
 			t.Fatalf("%s is empty: the test proves nothing", m.table)
 		}
 	}
-	env := map[string]string{"DATABASE_URL": p.cfg.DatabaseURL}
+	env := map[string]string{"DATABASE_URL": p.cfg.DatabaseURL, "REDIS_URL": p.cfg.RedisURL}
 	oids := p.tableOIDs()
+	rewards := p.userRewardLines()
+	if len(rewards) == 0 {
+		t.Fatal("no user aggregates in Redis: the test proves nothing")
+	}
 	// One incentive the live projection has not written yet, as when it
 	// lags: the swap publishes its change event, and only its.
 	var lagging string
@@ -164,6 +169,9 @@ func TestReplayRebuildsIdenticalReadModelsWhileServing(t *testing.T) {
 	if got := p.changeEvents(); len(got) != len(changes)+1 || !strings.Contains(got[len(got)-1], `"op":"c"`) ||
 		!strings.Contains(got[len(got)-1], lagging) {
 		t.Errorf("db.incentives after the replay: %d change events, want %d, the last the create of %s: %v", len(got), len(changes)+1, lagging, got[len(changes):])
+	}
+	if got := p.userRewardLines(); !slices.Equal(got, rewards) {
+		t.Errorf("Redis user aggregates after replay:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(rewards, "\n"))
 	}
 	for table, oid := range p.tableOIDs() {
 		if oid == oids[table] {
@@ -211,7 +219,7 @@ func TestReplayRebuildsIdenticalReadModelsWhileServing(t *testing.T) {
 		}
 	}()
 	for range 3 {
-		if code, out, errOut := runCLI(t, env, "replay", "--projection", "tenants,campaigns,cohorts,incentives"); code != 0 {
+		if code, out, errOut := runCLI(t, env, "replay", "--projection", "tenants,campaigns,cohorts,incentives,user-aggregation"); code != 0 {
 			t.Errorf("replay while serving: exit %d: %s%s", code, out, errOut)
 		}
 	}
@@ -221,8 +229,12 @@ func TestReplayRebuildsIdenticalReadModelsWhileServing(t *testing.T) {
 	for _, m := range readModels {
 		sums[m.table] = p.checksum(m.table, m.key)
 	}
+	rewards = p.userRewardLines()
 	if code, out, errOut := runCLI(t, env, "replay"); code != 0 {
 		t.Fatalf("replay: exit %d: %s%s", code, out, errOut)
+	}
+	if got := p.userRewardLines(); !slices.Equal(got, rewards) {
+		t.Errorf("Redis user aggregates after replays under load changed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(rewards, "\n"))
 	}
 	for _, m := range readModels {
 		if got := p.checksum(m.table, m.key); got != sums[m.table] {
@@ -250,6 +262,37 @@ func (p *testPlatform) changeEvents() []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// userRewardLines returns the Redis user aggregates of the platform's
+// tenants as sorted lines, once the projection has counted every incentive.
+func (p *testPlatform) userRewardLines() []string {
+	p.t.Helper()
+	ctx := context.Background()
+	var tenants []uuid.UUID
+	rows, err := p.db.Pool.Query(ctx, `SELECT tenant_id FROM tenant`)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for rows.Next() {
+		var id uuid.UUID
+		_ = rows.Scan(&id)
+		tenants = append(tenants, id)
+	}
+	rows.Close()
+	for _, id := range tenants {
+		p.awaitUserRewards(id)
+	}
+	c, err := redis.Open(ctx, p.cfg.RedisURL)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer c.Close()
+	totals, err := redis.NewUserRewards(c).Dump(ctx, tenants...)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return totals.Lines()
 }
 
 // tableOIDs returns the identity of each read-model table.
