@@ -48,6 +48,7 @@ func suites() []suite {
 		{"dcm", runDCM},
 		{"sketch", runSketch},
 		{"hotmem", runHotMem},
+		{"replay", runReplay},
 	}
 }
 

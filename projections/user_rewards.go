@@ -35,6 +35,13 @@ const RewardScale = 4
 // ids the live store may still hold (UserRewardsRebuild.TakeSeen).
 const UserRewardsSeenHorizon = 8 * 24 * time.Hour
 
+// UserRewardsSeenFloor is the least time a store remembers an applied
+// incentive after applying it, whatever its day: an incentive delivered
+// after its day's horizon (issuedAt is the action's time, which may be
+// days old) is remembered that long, so a redelivery soon after counts
+// nothing either.
+const UserRewardsSeenFloor = 24 * time.Hour
+
 // UserRewardsDay names the UTC day of t as the stores' remembered ids are
 // grouped by it: yyyymmdd.
 func UserRewardsDay(t time.Time) string { return t.UTC().Format("20060102") }
@@ -341,7 +348,13 @@ func (r *UserRewardsRebuild) Apply(rec domain.RecordedEvent) error {
 	}
 	at := inc.IssuedAt.UTC()
 	dayEnd := time.Date(at.Year(), at.Month(), at.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
-	if dayEnd.Add(UserRewardsSeenHorizon).After(now()) {
+	// The live store remembers an id until its day's horizon ends, and at
+	// least UserRewardsSeenFloor after delivering it; the delivery comes
+	// after the event store recorded the incentive (RecordedAt), so the
+	// live store may still remember a late incentive (issuedAt days old)
+	// while RecordedAt + the floor is after now.
+	t := now()
+	if dayEnd.Add(UserRewardsSeenHorizon).After(t) || rec.RecordedAt.Add(UserRewardsSeenFloor).After(t) {
 		k := SeenKey{User: user, Day: UserRewardsDay(at)}
 		r.seen[k] = append(r.seen[k], inc.IncentiveID)
 	}
@@ -361,8 +374,15 @@ func (r *UserRewardsRebuild) TakeDirty() map[UserKey]UserRewardsView {
 }
 
 // TakeSeen returns the ids of the incentives folded since its last call
-// whose UTC day had not left the seen horizon (UserRewardsSeenHorizon) of
-// Now when they were folded, by user and day, and forgets them.
+// that the live store may still remember when they were folded, by user
+// and day, and forgets them: those whose UTC day had not left the seen
+// horizon (UserRewardsSeenHorizon) of Now, and those recorded less than
+// UserRewardsSeenFloor before Now (late incentives: the live store
+// remembers them that long after delivering them, and it delivers them
+// after they are recorded). A live projection lagging more than the floor
+// behind the event store may deliver a late incentive after that; the
+// store it swaps in must keep the live ids it holds (the replay's swap
+// merges them).
 func (r *UserRewardsRebuild) TakeSeen() UserRewardsSeen {
 	out := r.seen
 	r.seen = UserRewardsSeen{}

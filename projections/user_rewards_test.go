@@ -352,6 +352,42 @@ func TestUserRewardsRebuildTakeSeenWithinTheHorizon(t *testing.T) {
 	}
 }
 
+// An incentive whose day has left the horizon (issuedAt is the action's
+// time, days old) is still remembered by the live store SeenFloor after
+// its delivery, which comes after the event store recorded it: the fold
+// gives the shadow its id while RecordedAt + SeenFloor is after Now.
+func TestUserRewardsRebuildTakeSeenRemembersLateIncentivesForTheFloor(t *testing.T) {
+	r := projections.NewUserRewardsRebuild()
+	now := urAt // 2024-03-10 18:00 UTC
+	r.Now = func() time.Time { return now }
+	acme, campaign := uuid.New(), uuid.New()
+	u1 := projections.UserKey{TenantID: acme, UserID: "u1"}
+	tenDaysAgo := now.AddDate(0, 0, -10) // 2024-02-29: its horizon ended 03-09
+	record := func(inc incentive.Issued, recordedAt time.Time) {
+		t.Helper()
+		rec := issuedRecord(inc)
+		rec.RecordedAt = recordedAt
+		if err := r.Apply(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := userReward(acme, "u1", campaign, rules.RewardCoupon, "COUPON", "1", tenDaysAgo)
+	edge := userReward(acme, "u1", campaign, rules.RewardCoupon, "COUPON", "1", tenDaysAgo.Add(time.Hour))
+	stale := userReward(acme, "u1", campaign, rules.RewardCoupon, "COUPON", "1", tenDaysAgo)
+	unknown := userReward(acme, "u1", campaign, rules.RewardCoupon, "COUPON", "1", tenDaysAgo)
+	record(fresh, now.Add(-time.Hour))
+	record(edge, now.Add(-projections.UserRewardsSeenFloor).Add(time.Minute))
+	record(stale, now.Add(-projections.UserRewardsSeenFloor).Add(-time.Minute))
+	record(unknown, time.Time{}) // no record time: the horizon alone
+	want := projections.UserRewardsSeen{{User: u1, Day: "20240229"}: {fresh.IncentiveID, edge.IncentiveID}}
+	if got := r.TakeSeen(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("TakeSeen = %v, want %v", got, want)
+	}
+	if n := r.Totals[u1].Rewards[projections.RewardKey{Type: rules.RewardCoupon, Currency: "COUPON"}].Count; n != 4 {
+		t.Fatalf("count = %d, want 4", n)
+	}
+}
+
 func TestUserRewardsRebuildLoadUserResumes(t *testing.T) {
 	acme, campaign := uuid.New(), uuid.New()
 	var incs []incentive.Issued

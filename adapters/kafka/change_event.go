@@ -151,45 +151,69 @@ type IncentiveChanges struct {
 
 // IncentiveChangeMessage returns the topic and message of the change of an
 // incentive_view row from before (nil: the row is new, op "c") to after
-// (op "u" otherwise). after is required: the projection never deletes. The
+// (op "u" otherwise). The
 // message is keyed by IncentiveKey, so one incentive's changes stay in order
 // in one partition; its id is a UUIDv5 of the row and version, the same on
 // every copy; ts_ms is after.RecordedAt.
+//
+// With after nil the change is a delete (op "d", after null) of before, the
+// row a replay from a later start no longer holds; it is dated by
+// before.RecordedAt, which the caller sets to the time of the delete.
 func (c IncentiveChanges) IncentiveChangeMessage(before, after *projections.IncentiveView) (string, *message.Message, error) {
 	if after == nil {
-		return "", nil, errors.New("db.incentives: a change needs the row after it")
+		if before == nil || before.RecordedAt.IsZero() {
+			return "", nil, errors.New("db.incentives: a delete needs the row before it, dated")
+		}
+		row := IncentiveRowOf(before)
+		ev := c.event(OpDelete, before)
+		ev.Before = &row
+		ts := strconv.FormatInt(ev.TsMs, 10)
+		return c.message(ev, row.IncentiveID, "delete/"+ts)
 	}
 	if after.RecordedAt.IsZero() {
 		return "", nil, fmt.Errorf("db.incentives: incentive %s v%d has no RecordedAt to date its change", after.IncentiveID, after.Version)
 	}
-	db := c.Database
-	if db == "" {
-		db = defaultChangeDatabase
-	}
-	ts := after.RecordedAt.UnixMilli()
 	row := IncentiveRowOf(after)
-	ev := IncentiveChangeEvent{
-		After: &row,
-		Op:    OpCreate,
-		TsMs:  ts,
-		Source: ChangeSource{
-			Version: changeSourceVersion, Connector: changeConnector, Name: changeSourceName, TsMs: ts, Snapshot: "false",
-			DB: db, Schema: incentiveSchema, Table: incentiveTable, Position: after.Position, StreamVersion: after.Version,
-		},
-	}
+	ev := c.event(OpCreate, after)
+	ev.After = &row
 	if before != nil {
 		b := IncentiveRowOf(before)
 		ev.Before, ev.Op = &b, OpUpdate
 	}
+	return c.message(ev, row.IncentiveID, strconv.FormatInt(after.Version, 10))
+}
+
+// event is the envelope of a change of op to the row of v, dated by
+// v.RecordedAt, with its source; the caller sets before and after.
+func (c IncentiveChanges) event(op string, v *projections.IncentiveView) IncentiveChangeEvent {
+	db := c.Database
+	if db == "" {
+		db = defaultChangeDatabase
+	}
+	ts := v.RecordedAt.UnixMilli()
+	return IncentiveChangeEvent{
+		Op:   op,
+		TsMs: ts,
+		Source: ChangeSource{
+			Version: changeSourceVersion, Connector: changeConnector, Name: changeSourceName, TsMs: ts, Snapshot: "false",
+			DB: db, Schema: incentiveSchema, Table: incentiveTable, Position: v.Position, StreamVersion: v.Version,
+		},
+	}
+}
+
+// message is the db.incentives message of ev, keyed by the incentive; its
+// id is a UUIDv5 of the incentive and what names the change (its version,
+// or a delete's time), the same on every copy.
+func (c IncentiveChanges) message(ev IncentiveChangeEvent, incentiveID, change string) (string, *message.Message, error) {
 	value, err := json.Marshal(ev)
 	if err != nil {
 		return "", nil, err
 	}
-	key, err := json.Marshal(IncentiveKey{IncentiveID: row.IncentiveID})
+	key, err := json.Marshal(IncentiveKey{IncentiveID: incentiveID})
 	if err != nil {
 		return "", nil, err
 	}
-	id := uuid.NewSHA1(changeIDSpace, []byte(incentiveTable+"/"+row.IncentiveID+"/"+strconv.FormatInt(after.Version, 10)))
+	id := uuid.NewSHA1(changeIDSpace, []byte(incentiveTable+"/"+incentiveID+"/"+change))
 	msg := message.NewMessage(id.String(), value)
 	SetKey(msg, string(key))
 	msg.Metadata.Set(HeaderContentType, ContentTypeJSON)

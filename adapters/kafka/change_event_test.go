@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,8 +67,22 @@ func TestIncentiveChangeMessageIsADebeziumEnvelope(t *testing.T) {
 		t.Fatalf("update %+v (before %+v, after %+v)", ev, ev.Before, ev.After)
 	}
 
-	if _, _, err := (kafka.IncentiveChanges{}).IncentiveChangeMessage(view, nil); err == nil {
-		t.Fatal("a change without the row after it must be refused")
+	// A delete: the row before, after null, dated by the caller.
+	_, del, err := (kafka.IncentiveChanges{Database: "prod"}).IncentiveChangeMessage(view, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dev kafka.IncentiveChangeEvent
+	if err := json.Unmarshal(del.Payload, &dev); err != nil {
+		t.Fatal(err)
+	}
+	if dev.Op != kafka.OpDelete || dev.After != nil || dev.Before == nil || *dev.Before != kafka.IncentiveRowOf(view) ||
+		dev.TsMs != view.RecordedAt.UnixMilli() || del.Metadata.Get("_kafka_key") != msg.Metadata.Get("_kafka_key") ||
+		!strings.Contains(string(del.Payload), `"after":null`) {
+		t.Fatalf("delete %s (key %q)", del.Payload, del.Metadata.Get("_kafka_key"))
+	}
+	if _, _, err := (kafka.IncentiveChanges{}).IncentiveChangeMessage(nil, nil); err == nil {
+		t.Fatal("a change without a row before or after it must be refused")
 	}
 	undated := *view
 	undated.RecordedAt = time.Time{}

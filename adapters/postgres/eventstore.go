@@ -422,6 +422,27 @@ func (s *EventStore) ReadAll(ctx context.Context, after Cursor, limit int) ([]do
 // reader of a rare aggregate does not read the same stretch twice. more
 // reports a full page examined: there may be more to read.
 func (s *EventStore) ReadAllOf(ctx context.Context, after Cursor, limit int, aggregates []string) (_ []domain.RecordedEvent, _ Cursor, more bool, _ error) {
+	raw, next, more, err := s.readRaw(ctx, after, limit, aggregates)
+	if err != nil {
+		return nil, after, false, err
+	}
+	events, err := s.decode(raw, true)
+	if err != nil {
+		return nil, after, false, err
+	}
+	return events, next, more, nil
+}
+
+// rawEvent is a row of the event store, its payload and metadata not yet
+// decoded.
+type rawEvent struct {
+	rec           domain.RecordedEvent
+	typ           string
+	payload, meta []byte
+}
+
+// readRaw is ReadAllOf's query: the rows of the page, undecoded.
+func (s *EventStore) readRaw(ctx context.Context, after Cursor, limit int, aggregates []string) (_ []rawEvent, _ Cursor, more bool, _ error) {
 	rows, err := s.db.Pool.Query(ctx, `
 		WITH page AS (
 			SELECT transaction_id, position, event_id, aggregate, aggregate_id, version, event_type, payload, metadata, recorded_at
@@ -438,42 +459,56 @@ func (s *EventStore) ReadAllOf(ctx context.Context, after Cursor, limit int, agg
 	}
 	defer rows.Close()
 	var (
-		out      []domain.RecordedEvent
+		out      []rawEvent
 		examined int
 	)
 	for rows.Next() {
 		examined++
 		var (
-			txID, typ     string
-			rec           domain.RecordedEvent
-			payload, meta []byte
-			recordedAt    time.Time
+			txID       string
+			r          rawEvent
+			recordedAt time.Time
 		)
-		if err := rows.Scan(&txID, &rec.Position, &rec.EventID, &rec.Stream.Aggregate, &rec.Stream.ID, &rec.Version,
-			&typ, &payload, &meta, &recordedAt); err != nil {
+		if err := rows.Scan(&txID, &r.rec.Position, &r.rec.EventID, &r.rec.Stream.Aggregate, &r.rec.Stream.ID, &r.rec.Version,
+			&r.typ, &r.payload, &r.meta, &recordedAt); err != nil {
 			return nil, after, false, fmt.Errorf("read all: %w", err)
 		}
-		rec.RecordedAt = recordedAt.UTC()
+		r.rec.RecordedAt = recordedAt.UTC()
 		tx, err := strconv.ParseUint(txID, 10, 64)
 		if err != nil {
 			return nil, after, false, fmt.Errorf("read all: transaction id %q: %w", txID, err)
 		}
-		after = Cursor{TransactionID: tx, Position: rec.Position}
-		if payload == nil {
+		after = Cursor{TransactionID: tx, Position: r.rec.Position}
+		if r.payload == nil {
 			continue // an aggregate the caller did not ask for
 		}
-		if rec.Event, err = s.cfg.Codec.DecodeJSON(typ, payload); err != nil {
-			return nil, after, false, fmt.Errorf("read all: position %d: %w", rec.Position, err)
-		}
-		if rec.Metadata, err = decodeMetadata(meta); err != nil {
-			return nil, after, false, fmt.Errorf("read all: position %d: %w", rec.Position, err)
-		}
-		out = append(out, rec)
+		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, after, false, fmt.Errorf("read all: %w", err)
 	}
 	return out, after, examined == limit, nil
+}
+
+// decode decodes raw rows; without metadata, Metadata stays zero (a replay
+// folds events, not their metadata, which costs a JSON decode each).
+func (s *EventStore) decode(raw []rawEvent, metadata bool) ([]domain.RecordedEvent, error) {
+	out := make([]domain.RecordedEvent, len(raw))
+	for i := range raw {
+		r := &raw[i]
+		rec := r.rec
+		var err error
+		if rec.Event, err = s.cfg.Codec.DecodeJSON(r.typ, r.payload); err != nil {
+			return nil, fmt.Errorf("read all: position %d: %w", rec.Position, err)
+		}
+		if metadata {
+			if rec.Metadata, err = decodeMetadata(r.meta); err != nil {
+				return nil, fmt.Errorf("read all: position %d: %w", rec.Position, err)
+			}
+		}
+		out[i] = rec
+	}
+	return out, nil
 }
 
 func decodeMetadata(raw []byte) (domain.Metadata, error) {

@@ -80,7 +80,7 @@ func outboxPublisher(tx *sql.Tx) (message.Publisher, error) {
 
 func incentiveViewArgs(v *projections.IncentiveView) []any {
 	return []any{v.IncentiveID, v.TenantID, v.CampaignID, v.CampaignVersion, v.DecisionID, v.UserID, v.SourceEventID,
-		string(v.RewardType), v.RewardCurrency, v.RewardAmount, v.IssuedAt, v.Position, v.Version}
+		string(v.RewardType), v.RewardCurrency, numeric(v.RewardAmount), v.IssuedAt, v.Position, v.Version}
 }
 
 // UpdateIncentive implements projections.IncentivesStore. In one

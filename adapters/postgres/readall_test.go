@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -23,21 +24,7 @@ func TestReadAllNeverSkipsATransactionThatCommitsLate(t *testing.T) {
 	db := pgtest.MustOpen(t)
 	store := postgres.NewTestEventStore(t, db)
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	appendIn := func(name string) (*domain.RecordedEvent, func() error) {
-		t.Helper()
-		tx, err := db.SQL.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = tx.Rollback() })
-		id := uuid.New()
-		recs, err := store.AppendTx(ctx, tx, domain.Metadata{TenantID: id}, domain.StreamAppend{
-			Stream: tenant.Stream(id), Events: []domain.Event{tenant.Created{TenantID: id, Name: name, CreatedAt: now}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &recs[0], tx.Commit
-	}
+	appendIn := func(name string) (*domain.RecordedEvent, func() error) { return appendOpen(t, db, store, name, now) }
 
 	a, commitA := appendIn("A")
 	b, commitB := appendIn("B")
@@ -112,4 +99,75 @@ func positions(recs []domain.RecordedEvent) []int64 {
 		out[i] = r.Position
 	}
 	return out
+}
+
+// A replay started --since a time while an older transaction is still open
+// must not start past it: that transaction's events, once committed, are
+// read from the start cursor, with the later one's.
+func TestReplayStartNeverSkipsATransactionStillOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.MustOpen(t)
+	store := postgres.NewTestEventStore(t, db)
+	since := time.Now().UTC().Add(-time.Second)
+	appendIn := func(name string) (*domain.RecordedEvent, func() error) { return appendOpen(t, db, store, name, since) }
+	a, commitA := appendIn("A")
+	b, commitB := appendIn("B")
+	if err := commitB(); err != nil {
+		t.Fatal(err)
+	}
+	for _, opt := range []postgres.ReplayOptions{{Since: since}, {From: a.Position}, {Since: time.Now().Add(time.Hour)}} {
+		start, err := store.StartCursor(ctx, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bTx uint64
+		if err := db.Pool.QueryRow(ctx, `SELECT transaction_id::text::bigint FROM event_store WHERE position = $1`, b.Position).Scan(&bTx); err != nil {
+			t.Fatal(err)
+		}
+		if start.TransactionID >= bTx {
+			t.Errorf("%+v: start %v is past the open transaction (B's is %d)", opt, start, bTx)
+		}
+	}
+	start, err := store.StartCursor(ctx, postgres.ReplayOptions{Since: since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := commitA(); err != nil {
+		t.Fatal(err)
+	}
+	// Another test's transaction may hold the snapshot's xmin back a moment.
+	var got []int64
+	for deadline := time.Now().Add(15 * time.Second); len(got) < 2 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		recs, _, err := store.ReadAll(ctx, start, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, r := range recs {
+			got = append(got, r.Position)
+		}
+	}
+	if len(got) != 2 || !slices.Contains(got, a.Position) || !slices.Contains(got, b.Position) {
+		t.Fatalf("from the start cursor, read %v; want A's %d and B's %d", got, a.Position, b.Position)
+	}
+}
+
+// appendOpen appends a tenant's creation in a transaction it leaves open,
+// and returns the recorded event and the commit.
+func appendOpen(t *testing.T, db *postgres.DB, store *postgres.EventStore, name string, at time.Time) (*domain.RecordedEvent, func() error) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	id := uuid.New()
+	recs, err := store.AppendTx(ctx, tx, domain.Metadata{TenantID: id}, domain.StreamAppend{
+		Stream: tenant.Stream(id), Events: []domain.Event{tenant.Created{TenantID: id, Name: name, CreatedAt: at}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &recs[0], tx.Commit
 }

@@ -119,7 +119,8 @@ type ReplayOptions struct {
 
 // ReplayProgress is where a replay stands.
 type ReplayProgress struct {
-	// Phase is "replaying", "swapping" or "done".
+	// Phase is "replaying", "indexing" (building the shadow tables'
+	// secondary indexes and statistics), "swapping" or "done".
 	Phase string
 	// Read is the events of the replayed aggregates folded so far in this
 	// run; Total, how many there were to fold when it started (resumed runs
@@ -179,25 +180,31 @@ func (s *EventStore) Replay(ctx context.Context, models []*ReplayModel, opt Repl
 	p := ReplayProgress{Phase: "replaying", Total: total, Resumed: resumed}
 	progress(p)
 	pending := 0
-	for {
-		events, next, more, err := s.ReadAllOf(ctx, cursor, opt.BatchSize, aggregates)
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
+	pages, stop := s.readPages(ctx, cursor, opt.BatchSize, aggregates, 2)
+	defer stop()
+	for pg := range pages {
+		if pg.err != nil {
+			return fmt.Errorf("replay: %w", pg.err)
 		}
-		if err := applyAll(models, events); err != nil {
+		if err := applyAll(models, pg.events); err != nil {
 			return err
 		}
-		cursor, pending, p.Read = next, pending+len(events), p.Read+int64(len(events))
-		if pending >= opt.FlushEvery || !more {
+		cursor, pending, p.Read = pg.next, pending+len(pg.events), p.Read+int64(len(pg.events))
+		if pending >= opt.FlushEvery || !pg.more {
 			if err := s.flushShadows(ctx, models, cursor, int64(pending)); err != nil {
 				return err
 			}
 			pending = 0
 		}
 		progress(p)
-		if !more {
-			break
-		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.Phase = "indexing"
+	progress(p)
+	if err := s.finishShadows(ctx, models); err != nil {
+		return err
 	}
 	p.Phase = "swapping"
 	progress(p)
@@ -207,6 +214,86 @@ func (s *EventStore) Replay(ctx context.Context, models []*ReplayModel, opt Repl
 	p.Phase = "done"
 	progress(p)
 	return nil
+}
+
+// page is a page of decoded events, in commit order.
+type page struct {
+	events []domain.RecordedEvent
+	next   Cursor
+	more   bool
+	err    error
+}
+
+// readPages reads the store from after in pages, in order, while the
+// caller folds the previous ones: one goroutine queries, workers decode
+// (the decoding is most of a reader's CPU), and pages come out in commit
+// order. The channel closes after the last page, or after one with an
+// error; stop ends the reading early.
+func (s *EventStore) readPages(ctx context.Context, after Cursor, limit int, aggregates []string, workers int) (<-chan page, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	type job struct {
+		raw  []rawEvent
+		next Cursor
+		more bool
+		done chan page
+	}
+	out := make(chan page, workers)
+	order := make(chan chan page, workers+1)
+	jobs := make(chan job, workers)
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for cur := after; ; {
+			raw, next, more, err := s.readRaw(ctx, cur, limit, aggregates)
+			done := make(chan page, 1)
+			select {
+			case order <- done:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				done <- page{err: err}
+				return
+			}
+			select {
+			case jobs <- job{raw, next, more, done}:
+			case <-ctx.Done():
+				return
+			}
+			if !more {
+				return
+			}
+			cur = next
+		}
+	}()
+	for range workers {
+		go func() {
+			for j := range jobs {
+				events, err := s.decode(j.raw, false)
+				j.done <- page{events: events, next: j.next, more: j.more, err: err}
+			}
+		}()
+	}
+	go func() {
+		defer close(out)
+		for done := range order {
+			var p page
+			select {
+			case p = <-done:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case out <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil {
+				return
+			}
+		}
+	}()
+	return out, cancel
 }
 
 func applyAll(models []*ReplayModel, events []domain.RecordedEvent) error {
@@ -306,6 +393,12 @@ func compareCursors(a, b Cursor) int {
 }
 
 // startCursor is the cursor just before the first event the options name.
+//
+// Only events below the snapshot's xmin are certain: a transaction older
+// than xmin may still be running and commit events that match. So the
+// first match is looked for among those, and with none the start is xmin
+// itself: everything from there on is replayed, a few events of older
+// recording included, rather than one of a late commit missed.
 func (s *EventStore) startCursor(ctx context.Context, opt ReplayOptions) (Cursor, error) {
 	var where string
 	var arg any
@@ -317,22 +410,25 @@ func (s *EventStore) startCursor(ctx context.Context, opt ReplayOptions) (Cursor
 	default:
 		return Cursor{}, nil
 	}
-	var txID string
-	var pos int64
-	err := s.db.Pool.QueryRow(ctx, `SELECT transaction_id::text, position FROM event_store WHERE `+where+`
-		ORDER BY transaction_id, position LIMIT 1`, arg).Scan(&txID, &pos)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Nothing there yet: start after everything recorded so far.
-		err = s.db.Pool.QueryRow(ctx, `SELECT COALESCE(max(transaction_id)::text, '0'), COALESCE(max(position), 0) FROM event_store`).Scan(&txID, &pos)
-		if err != nil {
-			return Cursor{}, fmt.Errorf("replay: start: %w", err)
-		}
-		return ParseCursor(txID + ":" + fmt.Sprint(pos))
-	}
+	var (
+		xmin string
+		txID *string
+		pos  *int64
+	)
+	err := s.db.Pool.QueryRow(ctx, `
+		WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+		SELECT h.xmin::text, f.transaction_id::text, f.position
+		FROM h LEFT JOIN LATERAL (
+			SELECT transaction_id, position FROM event_store
+			WHERE `+where+` AND transaction_id < h.xmin
+			ORDER BY transaction_id, position LIMIT 1) f ON true`, arg).Scan(&xmin, &txID, &pos)
 	if err != nil {
 		return Cursor{}, fmt.Errorf("replay: start: %w", err)
 	}
-	return ParseCursor(txID + ":" + fmt.Sprint(pos-1))
+	if txID == nil {
+		return ParseCursor(xmin + ":0")
+	}
+	return ParseCursor(*txID + ":" + fmt.Sprint(*pos-1))
 }
 
 func (s *EventStore) countAfter(ctx context.Context, c Cursor, aggregates []string) (int64, error) {
@@ -354,6 +450,16 @@ func createShadow(ctx context.Context, tx pgx.Tx, m *ReplayModel, name, schema s
 		if _, err := tx.Exec(ctx, `CREATE TABLE `+pgx.Identifier{schema, t.Name}.Sanitize()+` (LIKE `+
 			pgx.Identifier{"public", t.Name}.Sanitize()+` INCLUDING ALL)`); err != nil {
 			return fmt.Errorf("replay %s: create shadow of %s: %w", name, t.Name, err)
+		}
+		// Secondary indexes are built once, at the end (buildIndexes): one
+		// build costs less than keeping them up to date row by row. Unique
+		// ones stay, for the upserts.
+		if _, err := tx.Exec(ctx, `DO $$ DECLARE i record; BEGIN
+			FOR i IN SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+				WHERE x.indrelid = '`+pgx.Identifier{schema, t.Name}.Sanitize()+`'::regclass AND NOT x.indisunique LOOP
+				EXECUTE format('DROP INDEX %I.%I', '`+schema+`', i.relname);
+			END LOOP; END $$`); err != nil {
+			return fmt.Errorf("replay %s: shadow of %s: %w", name, t.Name, err)
 		}
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO replay_state (projection, schema_name, transaction_id, position) VALUES ($1, $2, $3, $4)`,
@@ -463,6 +569,71 @@ func quoteAll(names []string) string {
 	return strings.Join(q, ", ")
 }
 
+// finishShadows builds the shadow tables' secondary indexes like the live
+// tables' and gathers their statistics, before the swap and outside its
+// locks, so the swapped-in tables serve queries as the old ones did.
+func (s *EventStore) finishShadows(ctx context.Context, models []*ReplayModel) error {
+	for _, m := range models {
+		schema := replaySchema(m.Rebuild.Name())
+		for _, t := range m.Tables {
+			shadow := pgx.Identifier{schema, t.Name}.Sanitize()
+			rows, err := s.db.Pool.Query(ctx, `SELECT pg_get_indexdef(x.indexrelid) FROM pg_index x
+				WHERE x.indrelid = $1::regclass AND NOT x.indisunique`, pgx.Identifier{"public", t.Name}.Sanitize())
+			if err != nil {
+				return fmt.Errorf("replay %s: indexes of %s: %w", m.Rebuild.Name(), t.Name, err)
+			}
+			defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("replay %s: indexes of %s: %w", m.Rebuild.Name(), t.Name, err)
+			}
+			have, err := s.shadowIndexDefs(ctx, schema, t.Name)
+			if err != nil {
+				return err
+			}
+			for _, def := range defs {
+				// "CREATE INDEX name ON public.t USING …" → "CREATE INDEX ON shadow USING …"
+				head, rest, ok := strings.Cut(def, " ON ")
+				if !ok {
+					return fmt.Errorf("replay %s: index definition %q", m.Rebuild.Name(), def)
+				}
+				_, using, _ := strings.Cut(rest, " ")
+				kind := strings.SplitN(head, " INDEX ", 2)[0]
+				if have[kind+" "+using] {
+					continue // built by an earlier, interrupted run
+				}
+				if _, err := s.db.Pool.Exec(ctx, kind+" INDEX ON "+shadow+" "+using); err != nil {
+					return fmt.Errorf("replay %s: build index of %s: %w", m.Rebuild.Name(), t.Name, err)
+				}
+			}
+			if _, err := s.db.Pool.Exec(ctx, `ANALYZE `+shadow); err != nil {
+				return fmt.Errorf("replay %s: analyze %s: %w", m.Rebuild.Name(), t.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// shadowIndexDefs returns the index definitions of a shadow table, without
+// names, as indexNames keys them.
+func (s *EventStore) shadowIndexDefs(ctx context.Context, schema, table string) (map[string]bool, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2`, schema, table)
+	if err != nil {
+		return nil, err
+	}
+	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, def := range defs {
+		if head, rest, ok := strings.Cut(def, " ON "); ok {
+			_, using, _ := strings.Cut(rest, " ")
+			out[strings.SplitN(head, " INDEX ", 2)[0]+" "+using] = true
+		}
+	}
+	return out, nil
+}
+
 // copyExecer is what writing shadow rows needs: a pgx.Tx, or the pgx
 // connection under a database/sql transaction.
 type copyExecer interface {
@@ -479,25 +650,22 @@ type copyExecer interface {
 // waiting for another (the engine's catalog reads several in one
 // snapshot); Postgres then aborts one side, and if it is the swap, the swap
 // is tried again after a pause, up to a few times.
-func (s *EventStore) swapShadows(ctx context.Context, models []*ReplayModel, cursor Cursor, aggregates []string, batch int) (err error) {
-	defer func() {
-		if err == nil {
-			return
-		}
-		for _, m := range models {
-			if m.External != nil {
-				err = errors.Join(err, m.External.Unfence(context.WithoutCancel(ctx)))
-			}
-		}
-	}()
+func (s *EventStore) swapShadows(ctx context.Context, models []*ReplayModel, cursor Cursor, aggregates []string, batch int) error {
 	for attempt := 1; ; attempt++ {
 		next, err := s.trySwap(ctx, models, cursor, aggregates, batch)
 		settle(models, err == nil)
 		var pgErr *pgconn.PgError
 		if err == nil {
+			// An external swap that fails half-way leaves the parts it did
+			// not finish fenced; their fences lapse on their own.
 			return s.swapExternal(ctx, models)
 		}
 		if attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "55P03") {
+			for _, m := range models {
+				if m.External != nil {
+					err = errors.Join(err, m.External.Unfence(context.WithoutCancel(ctx)))
+				}
+			}
 			return err
 		}
 		cursor = next
@@ -559,10 +727,10 @@ func (s *EventStore) trySwap(ctx context.Context, models []*ReplayModel, cursor 
 	// locks do not hold up (the event store is not locked). An external
 	// model fences its live writers first, and again for any part the
 	// catch-up adds, after which it reads again.
-	for fence := true; fence; {
-		if fence, err = fenceExternal(ctx, models); err != nil {
-			return cursor, err
-		}
+	if _, err := fenceExternal(ctx, models); err != nil {
+		return cursor, err
+	}
+	for fenced := true; fenced; {
 		for {
 			events, next, more, err := s.ReadAllOf(ctx, cursor, batch, aggregates)
 			if err != nil {
@@ -575,6 +743,11 @@ func (s *EventStore) trySwap(ctx context.Context, models []*ReplayModel, cursor 
 			if !more {
 				break
 			}
+		}
+		// A part the catch-up folded for the first time was not fenced
+		// while it read: fence it and read again.
+		if fenced, err = fenceExternal(ctx, models); err != nil {
+			return cursor, err
 		}
 	}
 	err = rawPgx(conn, func(c *pgx.Conn) error {

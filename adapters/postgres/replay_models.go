@@ -6,9 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/incentives-platform/incentives/domain/rules"
 
 	"github.com/incentives-platform/incentives/domain/limits"
 	"github.com/incentives-platform/incentives/projections"
@@ -189,59 +194,141 @@ func IncentivesReplay(changes IncentiveChangeMapper) *ReplayModel {
 		},
 	}
 	m.BeforeSwap = func(ctx context.Context, tx *sql.Tx, schema string) error {
-		shadow := pgx.Identifier{schema, "incentive_view"}.Sanitize()
-		rows, err := tx.QueryContext(ctx, `
-			SELECT `+prefixed("s", incentiveViewColumns)+`, l.incentive_id IS NOT NULL
-			FROM `+shadow+` s LEFT JOIN public.incentive_view l USING (incentive_id)
-			WHERE l.incentive_id IS NULL OR (`+prefixed("s", incentiveViewColumns)+`) IS DISTINCT FROM (`+prefixed("l", incentiveViewColumns)+`)
-			ORDER BY s.position`)
-		if err != nil {
-			return fmt.Errorf("rows the swap changes: %w", err)
-		}
-		type change struct {
-			after   projections.IncentiveView
-			existed bool
-		}
-		var changed []change
-		for rows.Next() {
-			var c change
-			if err := scanIncentiveInto(rows, &c.after, &c.existed); err != nil {
-				rows.Close()
-				return err
+		return publishIncentiveChanges(ctx, tx, pgx.Identifier{schema, "incentive_view"}.Sanitize(), changes)
+	}
+	return m
+}
+
+// changePage is how many changed rows the swap reads before it writes their
+// change events: a result set must be closed before the same transaction
+// writes, and a page keeps memory bounded.
+const changePage = 5000
+
+// publishIncentiveChanges writes to the outbox, in tx, a change event for
+// every row the swap of shadow over incentive_view changes: created or
+// updated rows (dated by their event's recording time, which a view
+// reloaded after an interruption does not carry), then deleted ones
+// (dated now). Events go a thousand per outbox statement: the swap holds
+// the live tables while it writes them.
+func publishIncentiveChanges(ctx context.Context, tx *sql.Tx, shadow string, changes IncentiveChangeMapper) error {
+	pub, err := outboxPublisher(tx)
+	if err != nil {
+		return err
+	}
+	type change struct{ before, after *projections.IncentiveView }
+	publish := func(page []change) error {
+		var (
+			batch []*message.Message
+			topic string
+		)
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
 			}
-			changed = append(changed, c)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			err := pub.Publish(topic, batch...)
+			batch = batch[:0]
 			return err
 		}
-		pub, err := outboxPublisher(tx)
-		if err != nil {
-			return err
-		}
-		for _, c := range changed {
-			var before *projections.IncentiveView
-			if c.existed {
-				b, err := scanIncentiveView(tx.QueryRowContext(ctx, `SELECT `+incentiveViewColumns+` FROM public.incentive_view WHERE incentive_id = $1`, c.after.IncentiveID))
-				if err != nil {
-					return err
-				}
-				before = &b
-			}
-			// The change is dated by its event, as the live projection dates it.
-			if v := r.Incentives.All[c.after.IncentiveID]; v != nil {
-				c.after.RecordedAt = v.RecordedAt
-			}
-			topic, msg, err := changes.IncentiveChangeMessage(before, &c.after)
+		for _, c := range page {
+			t, msg, err := changes.IncentiveChangeMessage(c.before, c.after)
 			if err != nil {
 				return err
 			}
-			if err := pub.Publish(topic, msg); err != nil {
-				return fmt.Errorf("outbox: change event of incentive %s: %w", c.after.IncentiveID, err)
+			if t != topic {
+				if err := flush(); err != nil {
+					return err
+				}
+				topic = t
 			}
+			if batch = append(batch, msg); len(batch) == 1000 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return fmt.Errorf("outbox: change events: %w", err)
 		}
 		return nil
 	}
-	return m
+	sCols, lCols := prefixed("s", incentiveViewColumns), prefixed("l", incentiveViewColumns)
+	// One join finds the changed rows; a cursor hands them over a page at a
+	// time, each page read whole before its events are written (a result
+	// set must be closed before the transaction's next statement).
+	fetch := func(name, query string, scan func(*sql.Rows) (change, error)) error {
+		if _, err := tx.ExecContext(ctx, `DECLARE `+name+` NO SCROLL CURSOR FOR `+query); err != nil {
+			return fmt.Errorf("rows the swap changes: %w", err)
+		}
+		for {
+			rows, err := tx.QueryContext(ctx, `FETCH `+fmt.Sprint(changePage)+` FROM `+name)
+			if err != nil {
+				return fmt.Errorf("rows the swap changes: %w", err)
+			}
+			var page []change
+			for rows.Next() {
+				c, err := scan(rows)
+				if err != nil {
+					return errors.Join(err, rows.Close())
+				}
+				page = append(page, c)
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return err
+			}
+			if err := publish(page); err != nil {
+				return err
+			}
+			if len(page) < changePage {
+				_, err := tx.ExecContext(ctx, `CLOSE `+name)
+				return err
+			}
+		}
+	}
+	// The whole result is read: plan for all of it, not for its first rows
+	// (a cursor's default). The diff is computed first, so the event store
+	// is only read for the rows that changed, usually none.
+	if _, err := tx.ExecContext(ctx, `SET LOCAL cursor_tuple_fraction = 1.0`); err != nil {
+		return err
+	}
+	err = fetch("replay_changed", `
+		WITH d AS MATERIALIZED (
+			SELECT s.incentive_id FROM `+shadow+` s LEFT JOIN public.incentive_view l USING (incentive_id)
+			WHERE l.incentive_id IS NULL OR (`+sCols+`) IS DISTINCT FROM (`+lCols+`))
+		SELECT `+sCols+`, e.recorded_at, l.incentive_id IS NOT NULL, `+lCols+`
+		FROM d
+		JOIN `+shadow+` s ON s.incentive_id = d.incentive_id
+		JOIN event_store e ON e.position = s.position
+		LEFT JOIN public.incentive_view l ON l.incentive_id = d.incentive_id`,
+		func(rows *sql.Rows) (change, error) {
+			var (
+				c          = change{after: &projections.IncentiveView{}}
+				live       projections.IncentiveView
+				existed    bool
+				recordedAt time.Time
+				liveScan   = nullableIncentive{v: &live}
+			)
+			if err := scanIncentiveInto(rows, c.after, append([]any{&recordedAt, &existed}, liveScan.dest()...)...); err != nil {
+				return c, err
+			}
+			c.after.RecordedAt = recordedAt.UTC()
+			if existed {
+				liveScan.finish()
+				c.before = &live
+			}
+			return c, nil
+		})
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	return fetch("replay_deleted", `SELECT `+lCols+` FROM public.incentive_view l
+		WHERE NOT EXISTS (SELECT 1 FROM `+shadow+` s WHERE s.incentive_id = l.incentive_id)`,
+		func(rows *sql.Rows) (change, error) {
+			before := &projections.IncentiveView{}
+			err := scanIncentiveInto(rows, before)
+			before.RecordedAt = now
+			return change{before: before}, err
+		})
 }
 
 // prefixed qualifies each column of a list with a table alias.
@@ -251,4 +338,30 @@ func prefixed(alias, columns string) string {
 		cols[i] = alias + "." + c
 	}
 	return strings.Join(cols, ", ")
+}
+
+// nullableIncentive scans the columns of a left-joined incentive_view row,
+// which are all NULL when there is none.
+type nullableIncentive struct {
+	v         *projections.IncentiveView
+	typ       *string
+	ids       [5]*uuid.UUID
+	user, cur *string
+	amount    decimal.NullDecimal
+	campaignV *int64
+	issued    *time.Time
+	pos, ver  *int64
+}
+
+func (n *nullableIncentive) dest() []any {
+	return []any{&n.ids[0], &n.ids[1], &n.ids[2], &n.campaignV, &n.ids[3], &n.user, &n.ids[4], &n.typ, &n.cur, &n.amount, &n.issued, &n.pos, &n.ver}
+}
+
+// finish fills the view from a row that was there.
+func (n *nullableIncentive) finish() {
+	v := n.v
+	v.IncentiveID, v.TenantID, v.CampaignID, v.CampaignVersion, v.DecisionID = *n.ids[0], *n.ids[1], *n.ids[2], *n.campaignV, *n.ids[3]
+	v.UserID, v.SourceEventID, v.RewardType, v.RewardCurrency = *n.user, *n.ids[4], rules.RewardType(*n.typ), *n.cur
+	v.RewardAmount = n.amount.Decimal
+	v.IssuedAt, v.Position, v.Version = n.issued.UTC(), *n.pos, *n.ver
 }

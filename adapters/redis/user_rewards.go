@@ -82,7 +82,7 @@ const (
 	// remembered, so that a redelivery changes nothing.
 	SeenHorizon = projections.UserRewardsSeenHorizon
 	// SeenFloor is the least time an id is remembered after its delivery.
-	SeenFloor = 24 * time.Hour
+	SeenFloor = projections.UserRewardsSeenFloor
 )
 
 // ErrFenced is returned (wrapped) by UserRewards.ApplyIncentive while a

@@ -41,28 +41,38 @@
 //     delivering incentives the shadow counted already. The live seen sets
 //     are what makes a delivery count once, so the shadow carries its own,
 //     built from the same fold (projections.UserRewardsRebuild.TakeSeen:
-//     the ids of incentives whose day is within SeenHorizon) and swapped in
-//     with the aggregates: such a delivery then finds its id and counts
-//     nothing, while an incentive the shadow does not hold (committed after
-//     the final catch-up) counts as usual. Incentives older than the
-//     horizon are not remembered, exactly as live: a live projection
-//     lagging by more than SeenHorizon would count them again (a live
-//     seen set kept by SeenFloor alone is replaced by the shadow's, that
-//     is deleted).
+//     the ids of incentives whose day is within SeenHorizon, or recorded
+//     less than SeenFloor ago, as live remembers a late incentive SeenFloor
+//     after delivering it) and MERGED with the live ones at the swap: such
+//     a delivery then finds its id and counts nothing, while an incentive
+//     the shadow does not hold (committed after the final catch-up) counts
+//     as usual. Every id a live seen set holds is in the fold (the live
+//     projection delivers the event store's incentives), so the union
+//     counts nothing twice, and it keeps what the live set remembers by
+//     SeenFloor alone (a late incentive the live projection delivered long
+//     after it was recorded); a live seen set the shadow has no
+//     counterpart of stays as it is. Otherwise incentives are remembered
+//     exactly as live: a live projection lagging by more than SeenHorizon
+//     (SeenFloor, for a late incentive) behind the event store would
+//     count them again.
 //
 // # Swap
 //
 // Swap runs, per tenant, ONE script (SWAP_USER_REWARDS) whose keys are all
 // in the tenant's slot, so it is atomic: it checks the tenant's fence
-// holds, RENAMEs every shadow user hash and seen set over the live key of
-// the same name, deletes the live user hashes and seen sets the shadow
-// does not have (users and days the rebuild did not find), keeps the live
-// checkpoint hash and clears its fence. The script names its keys, so Swap
-// first SCANs the keyspace once for the keys of all the tenants it swaps.
-// A tenant with more keys than MaxSwapKeys is swapped by several scripts,
-// each atomic; readers may then see the tenant half swapped for a moment
-// (the live projection cannot: the fence holds until the last one, which
-// clears it; every other one extends its lease).
+// holds, RENAMEs every shadow user hash over the live key of the same
+// name, merges every shadow seen set into the live one (SUNIONSTORE, the
+// later expiry of the two), deletes the live user hashes the shadow does
+// not have (users the rebuild did not find; their seen sets stay), keeps
+// the live checkpoint hash and clears its fence. The script names its
+// keys, so Swap first SCANs the keyspace once for the keys of all the
+// tenants it swaps. A tenant with more keys than MaxSwapKeys is swapped by
+// several scripts, each atomic and each holding whole users (a user's
+// hash and all its seen sets); readers may then see the tenant half
+// swapped for a moment (the live projection cannot: the fence holds until
+// the last one, which clears it; every other one extends its lease). A
+// swap that fails midway leaves the tenant fenced until the lease runs
+// out, each user either swapped or live, both consistent.
 //
 // # A replay, step by step
 //
@@ -74,11 +84,17 @@
 //  3. Fence(Tenants()), fold and Write what was committed since (the final
 //     catch-up must see every event committed before the fence), fence the
 //     tenants Tenants() now adds and catch up again if any, Swap them all.
-//     On failure Unfence; Swap leaves every tenant it could not swap
-//     fenced until the lease runs out, and names them in its error.
+//     On a failure before Swap, Unfence. After a failed Swap do not:
+//     Swap leaves every tenant it could not swap (wholly) fenced until
+//     the lease runs out, and names them in its error.
 //
 // SCANs run on this client's node: in a Redis Cluster they must run on
-// every node (as Dump and ForgetTenant).
+// every node (as Dump and ForgetTenant). Each is one pass over the whole
+// keyspace (SCAN is not indexed: a MATCH filters what it walks), in
+// batches of scanCount keys: O(every key of the database) of server
+// time, in about keys/scanCount calls, each blocking Redis only briefly.
+// Run them where that is acceptable (Tenants runs under the replay's
+// lock, once per fence round).
 
 package redis
 
@@ -127,8 +143,9 @@ var ErrShadowTorn = errors.New("the user-aggregation shadow is torn: a write did
 type UserRewardsReplay struct {
 	// FenceLease is how long Fence holds a tenant; 0 is DefaultFenceLease.
 	FenceLease time.Duration
-	// MaxSwapKeys is the most keys one swap script names; 0 is
-	// DefaultMaxSwapKeys.
+	// MaxSwapKeys is the most keys one swap script names, unless one user
+	// alone (its hash and seen sets) has more: a script holds whole users;
+	// 0 is DefaultMaxSwapKeys.
 	MaxSwapKeys int
 	// Batch is the scripts Write sends per round trip; 0 is
 	// DefaultShadowBatch.
@@ -140,6 +157,10 @@ type UserRewardsReplay struct {
 	writeSeen    *goredis.Script
 	fence        *goredis.Script
 	swap         *goredis.Script
+
+	// beforeChunk, when set (by tests), runs before each swap script of a
+	// tenant (chunk counts from 0); an error fails the tenant's swap there.
+	beforeChunk func(tenant uuid.UUID, chunk int) error
 }
 
 // NewUserRewardsReplay returns the replay of the live user aggregates
@@ -202,20 +223,28 @@ redis.call('HSET', KEYS[1], 'fence', untilMs)
 return untilMs
 `
 
-// SWAP_USER_REWARDS: one tenant's swap, or one chunk of it.
+// SWAP_USER_REWARDS: one tenant's swap, or one chunk of it (whole users:
+// a user's hash and seen sets are always in the same chunk).
 //
 //	KEYS[1]               the tenant's live checkpoint hash
 //	KEYS[2 .. n+1]        shadow user hashes and seen sets
 //	KEYS[n+2 .. 2n+1]     the live key of the same name, each
-//	KEYS[2n+2 ..]         live keys the shadow does not have, to delete
+//	KEYS[2n+2 ..]         live user hashes the shadow does not have, to delete
 //	ARGV[1]               n
 //	ARGV[2]               1 for the tenant's last chunk: clear the fence;
 //	                      0: extend it by ARGV[3] ms
+//	ARGV[4 .. n+3]        each pair's kind: u (a user hash) or s (a seen set)
 //
 // Refuses with NOTFENCED, changing nothing, unless the fence holds. A
-// shadow seen set that expired since the SCAN deletes its live name. The
-// shebang makes Redis refuse the script when out of memory rather than
-// fail midway: nothing after the fence check can fail.
+// shadow user hash replaces the live one (RENAME; one dropped since the
+// SCAN deletes its live name). A shadow seen set is MERGED with the live
+// one (SUNIONSTORE), which then expires at the later of the two expiry
+// times: every id the live projection applied is in the fold, so the
+// union counts nothing twice, and it keeps the ids the live set remembers
+// by SeenFloor alone. A shadow seen set that expired since the SCAN
+// leaves the live one as it is; so does a live seen set the shadow does
+// not have. The shebang makes Redis refuse the script when out of memory
+// rather than fail midway: nothing after the fence check can fail.
 const swapUserRewardsSource = `#!lua
 local cp = KEYS[1]
 local n = tonumber(ARGV[1])
@@ -226,10 +255,26 @@ if not fence or tonumber(fence) <= now then
   return redis.error_reply('NOTFENCED ' .. cp)
 end
 for i = 2, n + 1 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('RENAME', KEYS[i], KEYS[i + n])
+  local src, dst = KEYS[i], KEYS[i + n]
+  if ARGV[i + 2] == 's' then
+    if redis.call('EXISTS', src) == 1 then
+      if redis.call('EXISTS', dst) == 1 then
+        -- -1: no expiry (never written so), which wins.
+        local a = redis.call('PEXPIRETIME', src)
+        local b = redis.call('PEXPIRETIME', dst)
+        redis.call('SUNIONSTORE', dst, dst, src)
+        redis.call('DEL', src)
+        if a >= 0 and b >= 0 then
+          redis.call('PEXPIREAT', dst, math.max(a, b))
+        end
+      else
+        redis.call('RENAME', src, dst)
+      end
+    end
+  elseif redis.call('EXISTS', src) == 1 then
+    redis.call('RENAME', src, dst)
   else
-    redis.call('DEL', KEYS[i + n])
+    redis.call('DEL', dst)
   end
 end
 for i = 2 * n + 2, #KEYS do
@@ -246,7 +291,8 @@ return n
 // Write writes the users' views into their shadow hashes, each replacing
 // the hash it had (one script per user), and adds the seen ids to the
 // shadow seen sets, with the live TTL rule (SeenHorizon past the day,
-// never less than SeenFloor from now). It sends Batch scripts per round
+// never less than SeenFloor from now, Redis's clock: a late incentive's
+// id is remembered at least as long as live would from its delivery). It sends Batch scripts per round
 // trip and records the tenants in the shadow registry. A Write that fails
 // leaves the shadow torn until DropShadow: Load, Swap and Write then
 // return an error wrapping ErrShadowTorn.
@@ -401,7 +447,9 @@ func (r *UserRewardsReplay) checkWhole(ctx context.Context) error {
 
 // Tenants returns, sorted, the tenants that have live user-aggregation
 // keys (users, seen sets or a checkpoint) or shadow keys, or that a Write
-// recorded in the shadow registry. It scans the keyspace once.
+// recorded in the shadow registry. It scans the whole keyspace once (see
+// the file comment for the cost): no registry of live tenants can be kept
+// by the live script, whose keys are all in the tenant's slot.
 func (r *UserRewardsReplay) Tenants(ctx context.Context) ([]uuid.UUID, error) {
 	set := map[uuid.UUID]bool{}
 	err := scanKeys(ctx, r.rdb, r.pattern(), func(key string) {
@@ -487,11 +535,18 @@ func (r *UserRewardsReplay) Unfence(ctx context.Context, tenants []uuid.UUID) er
 type tenantKeys struct{ live, shadow map[string]bool }
 
 // Swap swaps each tenant's shadow keys in for its live ones (see the file
-// comment): one atomic script per tenant, or per MaxSwapKeys keys of it,
-// that requires the tenant fenced (ErrNotFenced) and clears its fence.
-// Tenants are independent: the error names every tenant not swapped (left
-// fenced until its lease runs out); the others were swapped. It returns
-// ErrShadowTorn, swapping nothing, when a Write did not finish.
+// comment): one atomic script per tenant, or per about MaxSwapKeys keys of
+// it (whole users), that requires the tenant fenced (ErrNotFenced) and
+// clears its fence once its last script ran.
+//
+// On error the tenants Swap did not finish stay fenced until their lease
+// runs out (Swap never unfences; neither should its caller: the live
+// projection resumes by itself): every tenant when it returns
+// ErrShadowTorn or cannot scan, swapping nothing; otherwise the tenants
+// its error names, each either untouched or swapped for some of its users
+// (each user's keys whole: its hash and seen sets together), except those
+// refused with ErrNotFenced, whose lease had run out already. Tenants are
+// independent: the others were swapped and unfenced.
 func (r *UserRewardsReplay) Swap(ctx context.Context, tenants []uuid.UUID) error {
 	if err := r.checkWhole(ctx); err != nil {
 		return fmt.Errorf("swap user rewards: %w", err)
@@ -532,41 +587,109 @@ func (r *UserRewardsReplay) Swap(ctx context.Context, tenants []uuid.UUID) error
 	return errors.Join(errs...)
 }
 
+// swapUser is what one swap script does to one user: the shadow keys
+// (":u:<user>", ":seen:<day>:<user>") it renames or merges over their
+// live names, and the live hash it deletes ("" for none).
+type swapUser struct {
+	pairs []string
+	del   string
+}
+
+// cost is the keys the user takes in a swap script.
+func (u *swapUser) cost() int {
+	n := 2 * len(u.pairs)
+	if u.del != "" {
+		n++
+	}
+	return n
+}
+
+// swapGroup names the user a key (what follows the tenant's hash tag)
+// belongs to; a key of no user (none is written) is a group of its own.
+func swapGroup(rest string) string {
+	if user, ok := strings.CutPrefix(rest, ":u:"); ok {
+		return "u" + user
+	}
+	const day = len("yyyymmdd")
+	if seen, ok := strings.CutPrefix(rest, ":seen:"); ok && len(seen) > day && seen[day] == ':' {
+		return "u" + seen[day+1:]
+	}
+	return "k" + rest
+}
+
 func (r *UserRewardsReplay) swapTenant(ctx context.Context, tenant uuid.UUID, tk *tenantKeys) error {
 	limit := r.MaxSwapKeys
 	if limit <= 0 {
 		limit = DefaultMaxSwapKeys
 	}
-	limit = max(limit, 3)
-	renames := slices.Sorted(maps.Keys(tk.shadow))
-	var deletes []string
+	users := map[string]*swapUser{}
+	group := func(rest string) *swapUser {
+		g := swapGroup(rest)
+		u := users[g]
+		if u == nil {
+			u = &swapUser{}
+			users[g] = u
+		}
+		return u
+	}
+	for rest := range tk.shadow {
+		u := group(rest)
+		u.pairs = append(u.pairs, rest)
+	}
+	// Live user hashes the shadow lacks go (users the rebuild did not
+	// find); live seen sets the shadow lacks stay (ids the live store
+	// remembers by SeenFloor: the fold has them all).
 	for rest := range tk.live {
-		if !tk.shadow[rest] {
-			deletes = append(deletes, rest)
+		if strings.HasPrefix(rest, ":u:") && !tk.shadow[rest] {
+			group(rest).del = rest
 		}
 	}
-	slices.Sort(deletes)
+	// Chunks of whole users, in order; one user with more keys than the
+	// limit is a chunk of its own.
+	var chunks [][]*swapUser
+	size := 0
+	for _, g := range slices.Sorted(maps.Keys(users)) {
+		u := users[g]
+		slices.Sort(u.pairs)
+		if len(chunks) == 0 || (size > 0 && size+u.cost() > limit-1) {
+			chunks, size = append(chunks, nil), 0
+		}
+		chunks[len(chunks)-1] = append(chunks[len(chunks)-1], u)
+		size += u.cost()
+	}
+	if len(chunks) == 0 {
+		chunks = [][]*swapUser{nil} // still clears the fence
+	}
 	cp := r.live.checkpoint(tenant)
 	lease := strconv.FormatInt(r.lease().Milliseconds(), 10)
-	for first := true; first || len(renames) > 0 || len(deletes) > 0; first = false {
-		budget := limit - 1
-		n := min(len(renames), budget/2)
-		src, dst := make([]string, 0, n), make([]string, 0, n)
-		for _, rest := range renames[:n] {
-			src, dst = append(src, r.shadow.tenant(tenant)+rest), append(dst, r.live.tenant(tenant)+rest)
+	shadow, live := r.shadow.tenant(tenant), r.live.tenant(tenant)
+	for i, chunk := range chunks {
+		if r.beforeChunk != nil {
+			if err := r.beforeChunk(tenant, i); err != nil {
+				return err
+			}
 		}
-		renames, budget = renames[n:], budget-2*n
-		d := min(len(deletes), budget)
-		if len(renames) > 0 {
-			d = 0
+		var src, dst, del []string
+		var kinds []any
+		for _, u := range chunk {
+			for _, rest := range u.pairs {
+				src, dst = append(src, shadow+rest), append(dst, live+rest)
+				kind := "u"
+				if strings.HasPrefix(rest, ":seen:") {
+					kind = "s"
+				}
+				kinds = append(kinds, kind)
+			}
+			if u.del != "" {
+				del = append(del, live+u.del)
+			}
 		}
-		keys := append(append(append([]string{cp}, src...), dst...), prefixAll(r.live.tenant(tenant), deletes[:d])...)
-		deletes = deletes[d:]
 		last := "0"
-		if len(renames) == 0 && len(deletes) == 0 {
+		if i == len(chunks)-1 {
 			last = "1"
 		}
-		call := scriptCall{keys: keys, args: []any{strconv.Itoa(n), last, lease}}
+		keys := append(append(append([]string{cp}, src...), dst...), del...)
+		call := scriptCall{keys: keys, args: append([]any{strconv.Itoa(len(src)), last, lease}, kinds...)}
 		if _, err := runScript(ctx, r.rdb, r.swap, "SWAP_USER_REWARDS", []scriptCall{call}); err != nil {
 			if goredis.HasErrorPrefix(err, "NOTFENCED") {
 				return fmt.Errorf("%w: %w", ErrNotFenced, err)
@@ -575,14 +698,6 @@ func (r *UserRewardsReplay) swapTenant(ctx context.Context, tenant uuid.UUID, tk
 		}
 	}
 	return nil
-}
-
-func prefixAll(prefix string, rests []string) []string {
-	out := make([]string, len(rests))
-	for i, rest := range rests {
-		out[i] = prefix + rest
-	}
-	return out
 }
 
 // DropShadow deletes every shadow key (all tenants', the registry and the
@@ -612,9 +727,15 @@ func (k userRewardKeys) parse(key string) (tenant uuid.UUID, rest string, ok boo
 	return id, key[len(head)+idLen+1:], true
 }
 
-// scanKeys calls fn with every key matching pattern.
+// scanCount is the keys one SCAN call walks: large, so that a scan of
+// the whole keyspace takes few round trips, while one call still blocks
+// Redis for a few milliseconds at most.
+const scanCount = 10_000
+
+// scanKeys calls fn with every key matching pattern: one pass over the
+// keyspace.
 func scanKeys(ctx context.Context, rdb *goredis.Client, pattern string, fn func(string)) error {
-	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	iter := rdb.Scan(ctx, 0, pattern, scanCount).Iterator()
 	for iter.Next(ctx) {
 		fn(iter.Val())
 	}

@@ -216,8 +216,18 @@ func TestUserRewardsReplaySwapEqualsLiveApplication(t *testing.T) {
 				t.Fatal("no recent incentive to redeliver")
 			}
 			sameTotals(t, f.dump(f.live, all...), before)
+			// The live seen sets stay (merged with the shadow's): what the
+			// live projection applied, even where the event store has
+			// nothing of it (ghost, extra: which cannot happen), counts
+			// nothing again.
+			for _, inc := range []incentive.Issued{ghost, extra} {
+				if f.apply(f.live, inc) {
+					t.Fatalf("incentive %s the live projection had applied counted again", inc.IncentiveID)
+				}
+			}
+			sameTotals(t, f.dump(f.live, all...), before)
 			fresh := reward(shadowOnly, "user-1", uuid.New(), rules.RewardCoupon, "COUPON", "1", now)
-			for _, inc := range []incentive.Issued{ghost, extra, fresh} {
+			for _, inc := range []incentive.Issued{fresh} {
 				if !f.apply(f.live, inc) {
 					t.Fatalf("incentive %s the shadow does not hold was not counted", inc.IncentiveID)
 				}
@@ -425,4 +435,125 @@ func TestUserRewardsReplayKeysShareTheLiveSlot(t *testing.T) {
 			t.Errorf("parse(%s) = %s, %v", key, tenant, parsed)
 		}
 	}
+}
+
+// An incentive may be delivered long after its day (issuedAt is the
+// action's time): the live store then remembers it SeenFloor from its
+// delivery only. A swap must not forget such ids, whether the live
+// projection had applied the incentive (its seen set is kept, merged with
+// the shadow's) or not yet (the fold remembers it too).
+func TestUserRewardsReplaySwapRemembersLateIncentives(t *testing.T) {
+	t.Parallel()
+	f := mustReplay(t)
+	ctx := context.Background()
+	acme, campaign := uuid.New(), uuid.New()
+	now := recent()
+	late := now.AddDate(0, 0, -10)
+	// queued: recorded just now; the live projection (fenced) has not
+	// applied it yet. applied: recorded two days ago; the live projection,
+	// lagging, applied it just now: only the floor remembers it. alone: as
+	// applied, on a day the fold remembers nothing of. today: recent.
+	queued := reward(acme, "u1", campaign, rules.RewardCashback, "INR", "10", late)
+	applied := reward(acme, "u1", campaign, rules.RewardCashback, "INR", "20", late.Add(time.Hour))
+	alone := reward(acme, "u1", campaign, rules.RewardCashback, "INR", "40", late.AddDate(0, 0, -1))
+	today := reward(acme, "u1", campaign, rules.RewardCashback, "INR", "80", now)
+	for _, inc := range []incentive.Issued{applied, alone, today} {
+		f.apply(f.live, inc)
+	}
+	user := projections.UserKey{TenantID: acme, UserID: "u1"}
+	liveExpiry := map[string]time.Duration{}
+	for _, inc := range []incentive.Issued{applied, alone} {
+		day := projections.UserRewardsDay(inc.IssuedAt)
+		at, err := f.live.rdb.ExpireTime(ctx, f.live.keys.seen(user, day)).Result()
+		if err != nil || at <= 0 {
+			t.Fatalf("live seen set of %s expires at %v (%v)", day, at, err)
+		}
+		liveExpiry[day] = at
+	}
+
+	rb := projections.NewUserRewardsRebuild()
+	for _, x := range []struct {
+		inc incentive.Issued
+		at  time.Time
+	}{{applied, now.Add(-48 * time.Hour)}, {alone, now.Add(-48 * time.Hour)}, {today, now}, {queued, now}} {
+		rec := domain.RecordedEvent{Stream: incentive.Stream(x.inc.IncentiveID), Version: 1, Event: x.inc, RecordedAt: x.at}
+		if err := rb.Apply(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.r.Write(ctx, rb.TakeDirty(), rb.TakeSeen()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.Fence(ctx, []uuid.UUID{acme}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.Swap(ctx, []uuid.UUID{acme}); err != nil {
+		t.Fatalf("Swap: %v", err)
+	}
+	sameTotals(t, f.dump(f.live, acme), rb.Totals)
+	// The live sets live on, at least as long as they would have.
+	for day, want := range liveExpiry {
+		got, err := f.live.rdb.ExpireTime(ctx, f.live.keys.seen(user, day)).Result()
+		if err != nil || got < want {
+			t.Fatalf("seen set of %s expires at %v after the swap, want at least %v (%v)", day, got, want, err)
+		}
+	}
+	// The queued incentive is delivered, the others redelivered: nothing
+	// counts again.
+	for _, inc := range []incentive.Issued{queued, applied, alone, today} {
+		if f.apply(f.live, inc) {
+			t.Errorf("incentive of %s (%s) counted again after the swap", inc.IssuedAt.Format(time.DateOnly), inc.RewardAmount)
+		}
+	}
+	sameTotals(t, f.dump(f.live, acme), rb.Totals)
+}
+
+// A tenant swapped in several scripts keeps each user's hash and seen sets
+// in one script: a swap that fails midway leaves every user either wholly
+// swapped or wholly live, and the tenant fenced; once the lease runs out
+// the live projection delivers everything and counts each incentive once.
+func TestUserRewardsReplayFailedChunkedSwapKeepsEachUserWhole(t *testing.T) {
+	t.Parallel()
+	f := mustReplay(t)
+	f.r.MaxSwapKeys = 6
+	ctx := context.Background()
+	acme, campaign := uuid.New(), uuid.New()
+	now := recent()
+	// Recent incentives only (both copies remember them), over three days.
+	var incs []incentive.Issued
+	for i := range 60 {
+		incs = append(incs, reward(acme, fmt.Sprintf("user-%d", i%5), campaign, rules.RewardPoints, "POINTS",
+			fmt.Sprint(i+1), now.Add(-time.Duration(i)*time.Hour)))
+	}
+	for i, inc := range incs {
+		if i%2 == 0 {
+			f.apply(f.live, inc)
+		}
+	}
+	rb := f.fold(incs, 25)
+	if err := f.r.Fence(ctx, []uuid.UUID{acme}); err != nil {
+		t.Fatal(err)
+	}
+	lost := errors.New("connection lost")
+	f.r.beforeChunk = func(_ uuid.UUID, chunk int) error {
+		if chunk == 2 {
+			return lost
+		}
+		return nil
+	}
+	if err := f.r.Swap(ctx, []uuid.UUID{acme}); !errors.Is(err, lost) {
+		t.Fatalf("Swap = %v, want it to fail midway", err)
+	}
+	if fenced, err := f.live.rdb.HExists(ctx, f.live.keys.checkpoint(acme), fenceField).Result(); err != nil || !fenced {
+		t.Fatalf("a tenant swapped partly is not left fenced (%v)", err)
+	}
+	// The lease runs out; the live projection delivers every incentive
+	// (those it had not consumed, and redeliveries).
+	if err := f.r.Unfence(ctx, []uuid.UUID{acme}); err != nil {
+		t.Fatal(err)
+	}
+	for _, inc := range incs {
+		f.apply(f.live, inc)
+	}
+	sameTotals(t, f.dump(f.live, acme), rb.Totals)
 }

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/incentives-platform/incentives/adapters/auth"
 	"github.com/incentives-platform/incentives/adapters/avro"
@@ -34,21 +36,18 @@ var readModels = []struct {
 // tableRows returns every row of a table as text, in key order: what the
 // determinism test compares, row by row.
 func (p *testPlatform) tableRows(table, key string) []string {
+	return p.texts(`SELECT t::text FROM ` + table + ` t ORDER BY ` + key)
+}
+
+// texts returns the one text column of a query's rows.
+func (p *testPlatform) texts(query string, args ...any) []string {
 	p.t.Helper()
-	rows, err := p.db.Pool.Query(context.Background(), `SELECT t::text FROM `+table+` t ORDER BY `+key)
+	rows, err := p.db.Pool.Query(context.Background(), query, args...)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			p.t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		p.t.Fatal(err)
 	}
 	return out
@@ -159,6 +158,10 @@ func TestReplayRebuildsIdenticalReadModelsWhileServing(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("replay: exit %d: %s%s", code, out, errOut)
 	}
+	// Not a terminal: progress as log lines, with the rate and what is left.
+	if !strings.Contains(errOut, "events/s") || !strings.Contains(errOut, "left") || !strings.Contains(out, "the rebuilt tables are live") {
+		t.Errorf("replay output: stdout %q, stderr %q", out, errOut)
+	}
 	for _, m := range readModels {
 		if got := p.checksum(m.table, m.key); got != sums[m.table] {
 			after := p.tableRows(m.table, m.key)
@@ -246,22 +249,8 @@ func TestReplayRebuildsIdenticalReadModelsWhileServing(t *testing.T) {
 // changeEvents returns the db.incentives change events in the outbox, in
 // order.
 func (p *testPlatform) changeEvents() []string {
-	p.t.Helper()
-	rows, err := p.db.Pool.Query(context.Background(), `SELECT convert_from(decode(payload->>'payload', 'base64'), 'UTF8') FROM watermill_outbox
+	return p.texts(`SELECT convert_from(decode(payload->>'payload', 'base64'), 'UTF8') FROM watermill_outbox
 		WHERE payload->>'destination_topic' = 'db.incentives' ORDER BY transaction_id, "offset"`)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			p.t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
 }
 
 // userRewardLines returns the Redis user aggregates of the platform's
@@ -396,5 +385,45 @@ func TestReplayResumesAfterAnInterruption(t *testing.T) {
 	}
 	if n := p.count(`SELECT count(*) FROM replay_state`); n != 0 {
 		t.Errorf("%d replay_state rows left after the resumed replay", n)
+	}
+}
+
+// A replay of incentives from a later start rebuilds incentive_view with
+// the incentives since then, and db.incentives gets a delete for each row
+// the table no longer holds, so a sink stays equal to the table.
+func TestReplaySincePublishesDeletesForRowsBeforeIt(t *testing.T) {
+	t.Parallel()
+	p := startPlatform(t, testConfig(t))
+	p.buildReadModels(2, true)
+	p.waitProjected()
+	since := time.Now().UTC()
+	time.Sleep(10 * time.Millisecond)
+	p.buildReadModels(1, true)
+	p.waitProjected()
+	var older, newer int
+	if err := p.db.Pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE e.recorded_at < $1), count(*) FILTER (WHERE e.recorded_at >= $1)
+		FROM incentive_view v JOIN event_store e ON e.position = v.position`, since).Scan(&older, &newer); err != nil {
+		t.Fatal(err)
+	}
+	if older == 0 || newer == 0 {
+		t.Fatalf("%d incentives before and %d since the start: the test proves nothing", older, newer)
+	}
+	changes := len(p.changeEvents())
+	env := map[string]string{"DATABASE_URL": p.cfg.DatabaseURL}
+	if code, out, errOut := runCLI(t, env, "replay", "--projection", "incentives", "--since", since.Format(time.RFC3339Nano)); code != 0 {
+		t.Fatalf("replay --since: exit %d: %s%s", code, out, errOut)
+	}
+	if n := p.count(`SELECT count(*) FROM incentive_view`); n != newer {
+		t.Errorf("incentive_view holds %d rows after the replay since %s, want the %d since then", n, since, newer)
+	}
+	got := p.changeEvents()[changes:]
+	deletes := 0
+	for _, c := range got {
+		if strings.Contains(c, `"op":"d"`) && strings.Contains(c, `"after":null`) {
+			deletes++
+		}
+	}
+	if deletes != older || len(got) != older {
+		t.Errorf("db.incentives got %d change events, %d deletes; want %d deletes only: %v", len(got), deletes, older, got)
 	}
 }
