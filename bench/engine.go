@@ -52,6 +52,9 @@ type engineBench struct {
 	store      *postgres.EventStore
 	redis      *redis.Client
 	limiter    *redis.Limiter
+	hot        *redis.HotCampaigns
+	sketch     *redis.Sketch
+	campaigns  []uuid.UUID
 	broker     *kafka.Embedded
 	tenants    []uuid.UUID
 	seed       uint64
@@ -107,6 +110,15 @@ func setupEngineBench(ctx context.Context, o options) (_ *engineBench, err error
 	if b.limiter, err = redis.NewLimiter(b.redis, redis.LimiterConfig{}); err != nil {
 		return nil, err
 	}
+	// The hot filter as the engine role has it by default (threshold 5,000
+	// per 10 minutes per tenant): the quest's campaigns turn hot early in
+	// the backlog, so most of its progress goes to Redis.
+	if b.hot, err = redis.NewHotCampaigns(b.redis, redis.HotCampaignsConfig{}); err != nil {
+		return nil, err
+	}
+	if b.sketch, err = redis.NewSketch(b.redis, redis.SketchConfig{}); err != nil {
+		return nil, err
+	}
 	// The tenants' ids come from a seed new to every run, so no run meets
 	// another's limit counters; they are forgotten at the end all the same.
 	for i := range engineTenants {
@@ -116,6 +128,13 @@ func setupEngineBench(ctx context.Context, o options) (_ *engineBench, err error
 		var errs []error
 		for _, t := range b.tenants {
 			_, err := b.limiter.ForgetTenant(context.WithoutCancel(ctx), t)
+			errs = append(errs, err)
+			_, err = b.sketch.ForgetTenant(context.WithoutCancel(ctx), t)
+			errs = append(errs, err)
+		}
+		hot := redis.NewHotProgress(b.redis)
+		for _, c := range b.campaigns {
+			_, err := hot.ForgetCampaign(context.WithoutCancel(ctx), c)
 			errs = append(errs, err)
 		}
 		return errors.Join(errs...)
@@ -150,8 +169,10 @@ func (b *engineBench) setupTenants(ctx context.Context) error {
 			{"Big basket cashback", "SIMPLE", engineCashbackRule},
 			{"Refer and share", "QUEST", engineQuestRule},
 		} {
+			id := uuid.New()
+			b.campaigns = append(b.campaigns, id)
 			if _, err := b.db.Pool.Exec(ctx, `INSERT INTO campaign (campaign_id, tenant_id, name, type, start_at, status, rule_json, created_at, updated_at, version)
-				VALUES ($1, $2, $3, $4, $5, 'ACTIVE', $6, $5, $5, 1)`, uuid.New(), t, c.name, c.typ, now.Add(-24*time.Hour), c.rule); err != nil {
+				VALUES ($1, $2, $3, $4, $5, 'ACTIVE', $6, $5, $5, 1)`, id, t, c.name, c.typ, now.Add(-24*time.Hour), c.rule); err != nil {
 				return err
 			}
 		}
@@ -298,7 +319,8 @@ type engineParts struct {
 // consumerConfig is the engine role's consumer (cmd/incentives/engine.go)
 // with every stage timed on clock.
 func (b *engineBench) consumerConfig(p engineParts, clock *stageClock, topic, group string) kafka.EngineConsumerConfig {
-	decide := engineapp.New(timedStore{p.store, clock}, p.catalog, timedLimiter{redis.EngineLimits{Limiter: b.limiter}, clock})
+	decide := engineapp.New(timedStore{p.store, clock}, p.catalog, timedLimiter{redis.EngineLimits{Limiter: b.limiter}, clock},
+		engineapp.WithHotProgress(timedFilter{b.hot, clock}, timedHot{redis.NewHotProgress(b.redis), clock}))
 	return kafka.EngineConsumerConfig{Brokers: b.broker.Brokers(), Registry: b.registry, Logger: p.logger,
 		Topic: topic, Group: group, MaxPollRecords: engineBatch, Observer: clock,
 		Handler:   clock.handler(decide.Process),
@@ -449,7 +471,8 @@ func (b *engineBench) runWatermillEngine(ctx context.Context, p engineParts, f *
 	if err != nil {
 		return err
 	}
-	decide := engineapp.New(p.store, p.catalog, redis.EngineLimits{Limiter: b.limiter})
+	decide := engineapp.New(p.store, p.catalog, redis.EngineLimits{Limiter: b.limiter},
+		engineapp.WithHotProgress(b.hot, redis.NewHotProgress(b.redis)))
 	b.o.logger.Info("the engine on watermill", "for", b.o.duration)
 	f.wmEngineRead, f.wmEngineTook, err = measureWatermill(ctx, brokers, b.registry, watermillTopic, "bench-watermill-engine", b.o.duration,
 		func(ctx context.Context, e engine.ActionEvent) error {
@@ -633,8 +656,9 @@ func (b *engineBench) report(f engineFigures) string {
 		"scopes per day, window and total (six counters per reward, none reached) and runs two campaigns: a SIMPLE cashback of 5%% on "+
 		"purchases of 900 or more (CEL condition, percentage reward, capped) and an unordered QUEST (a referral and two app shares within "+
 		"7 days). The engine is wired as the `engine` role wires it: catalog refreshed every 500 ms, batches of up to %s, one Postgres "+
-		"transaction per batch, CHECK_AND_INCR pipelined per batch, incentives published to `incentive-generated` and marked in the "+
-		"publish log before the offsets are committed.\n\n",
+		"transaction per batch, CHECK_AND_INCR pipelined per batch, the hot-campaign filter on with its defaults (a quest hot "+
+		"at 5,000 matching events per 10 minutes keeps its progress in Redis), incentives published to `incentive-generated` "+
+		"and marked in the publish log before the offsets are committed.\n\n",
 		thousands(int64(f.n)), engineTenants, thousands(engineUsers), f.produceTook.Seconds(), perSecond(float64(f.n)/f.produceTook.Seconds()),
 		thousands(engineBatch))
 
@@ -674,7 +698,8 @@ func (b *engineBench) report(f engineFigures) string {
 			sum[i] += bt.stages[i]
 		}
 	}
-	inHandler := sum[stBegin] + sum[stLog] + sum[stMembers] + sum[stLock] + sum[stLimits] + sum[stSave] + sum[stRecord] + sum[stCommit]
+	inHandler := sum[stBegin] + sum[stLog] + sum[stMembers] + sum[stLock] + sum[stLimits] + sum[stSave] + sum[stRecord] + sum[stCommit] +
+		sum[stSketch] + sum[stHot]
 	rest := sum[stTotal] - sum[stDecode] - sum[stHandle] - sum[stPublish] - sum[stMark]
 	between := f.fullSpan - sum[stTotal]
 	rows := []stageRow{
@@ -683,7 +708,9 @@ func (b *engineBench) report(f engineFigures) string {
 		{"&nbsp;&nbsp;begin: pin a connection, `BEGIN`", sum[stBegin]},
 		{"&nbsp;&nbsp;`LogEvents`: ids looked up across the partitions, `COPY` into the event log", sum[stLog]},
 		{"&nbsp;&nbsp;`Members`: cohort lookups", sum[stMembers]},
-		{"&nbsp;&nbsp;`LockProgress`: quest rows `FOR UPDATE`, placeholders for new ones", sum[stLock]},
+		{"&nbsp;&nbsp;hot filter: `CMS_ADD` of the batch's campaigns, one script per tenant in one pipeline (Redis)", sum[stSketch]},
+		{"&nbsp;&nbsp;`LockProgress`/`ReadProgress`: quest rows of cold campaigns `FOR UPDATE` (placeholders for new ones), of hot ones read", sum[stLock]},
+		{"&nbsp;&nbsp;hot quest progress: `agg:` hashes loaded, saved (pending), settled after the commit (Redis)", sum[stHot]},
 		{"&nbsp;&nbsp;decide in Go: catalog match, CEL, quest steps, rewards", sum[stHandle] - inHandler},
 		{"&nbsp;&nbsp;`CheckAndIncr`: Redis, one pipeline per batch", sum[stLimits]},
 		{"&nbsp;&nbsp;`SaveProgress`: quest rows upserted", sum[stSave]},

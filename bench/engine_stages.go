@@ -28,6 +28,8 @@ const (
 	stSave                 // BatchTx.SaveProgress
 	stRecord               // BatchTx.Record
 	stCommit               // BatchTx.Commit
+	stSketch               // HotFilter.Observe (CMS_ADD, Redis)
+	stHot                  // HotProgress: agg: hashes loaded, saved, settled, dropped (Redis)
 	stPublish              // IncentivePublisher.PublishIncentives
 	stMark                 // AfterPublish: PublishLog.MarkPublished
 	stTotal                // poll's return to the offsets' commit
@@ -251,4 +253,41 @@ func incentiveIDs(incentives []engine.Incentive) []uuid.UUID {
 		ids[i] = in.ID
 	}
 	return ids
+}
+
+// timedFilter times the hot filter.
+type timedFilter struct {
+	inner engineapp.HotFilter
+	c     *stageClock
+}
+
+func (f timedFilter) Observe(ctx context.Context, occ map[uuid.UUID][]uuid.UUID) (map[uuid.UUID]bool, error) {
+	defer f.c.since(stSketch, time.Now())
+	return f.inner.Observe(ctx, occ)
+}
+
+// timedHot times hot quest progress in Redis.
+type timedHot struct {
+	inner engineapp.HotProgress
+	c     *stageClock
+}
+
+func (h timedHot) Load(ctx context.Context, keys []engineapp.ProgressKey) (map[engineapp.ProgressKey]engineapp.HotEntry, error) {
+	defer h.c.since(stHot, time.Now())
+	return h.inner.Load(ctx, keys)
+}
+
+func (h timedHot) Save(ctx context.Context, writes []engineapp.HotWrite) error {
+	defer h.c.since(stHot, time.Now())
+	return h.inner.Save(ctx, writes)
+}
+
+func (h timedHot) Settle(ctx context.Context, settles []engineapp.HotSettle) error {
+	defer h.c.since(stHot, time.Now())
+	return h.inner.Settle(ctx, settles)
+}
+
+func (h timedHot) Drop(ctx context.Context, drops []engineapp.HotDrop) error {
+	defer h.c.since(stHot, time.Now())
+	return h.inner.Drop(ctx, drops)
 }
