@@ -10,11 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/incentives-platform/incentives/domain"
+	"github.com/incentives-platform/incentives/domain/tenant"
 	"github.com/incentives-platform/incentives/projections"
 )
 
@@ -128,6 +130,23 @@ type ReplayProgress struct {
 	Read, Total int64
 	// Resumed is true when the run went on from an interrupted one.
 	Resumed bool
+}
+
+// TenantIDs returns every tenant the event store has a stream of.
+func (db *DB) TenantIDs(ctx context.Context) (map[uuid.UUID]bool, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT DISTINCT aggregate_id FROM event_store WHERE aggregate = $1`, tenant.Aggregate)
+	if err != nil {
+		return nil, fmt.Errorf("tenants: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("tenants: %w", err)
+	}
+	out := make(map[uuid.UUID]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
 }
 
 // ErrReplayInterrupted is returned when an interrupted replay exists and

@@ -83,9 +83,16 @@ func userRewardsReplay(d replayDeps) *postgres.ReplayModel {
 				if err != nil {
 					return false, err
 				}
+				// Only this platform's tenants: a Redis shared with another
+				// event store (a developer's, a test's) holds tenants this
+				// replay must not touch.
+				ours, err := d.db.TenantIDs(ctx)
+				if err != nil {
+					return false, err
+				}
 				var fresh []uuid.UUID
 				for _, t := range live {
-					if !fenced[t] {
+					if !fenced[t] && ours[t] {
 						fresh = append(fresh, t)
 					}
 				}

@@ -12,12 +12,16 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
 
 	"github.com/incentives-platform/incentives/adapters/auth"
 	"github.com/incentives-platform/incentives/adapters/avro"
 	"github.com/incentives-platform/incentives/adapters/kafka"
 	"github.com/incentives-platform/incentives/adapters/postgres"
 	"github.com/incentives-platform/incentives/adapters/redis"
+	"github.com/incentives-platform/incentives/domain/incentive"
+	"github.com/incentives-platform/incentives/domain/rules"
+	"github.com/incentives-platform/incentives/projections"
 )
 
 // readModels are the read-model tables replay rebuilds, with their keys,
@@ -142,6 +146,20 @@ func TestReplayRebuildsIdenticalReadModelsWhileServing(t *testing.T) {
 	}
 	env := map[string]string{"DATABASE_URL": p.cfg.DatabaseURL, "REDIS_URL": p.cfg.RedisURL}
 	oids := p.tableOIDs()
+	// Another platform's tenant in the same Redis (a developer's, another
+	// test's): the replay must leave its aggregates alone.
+	rc, err := redis.Open(context.Background(), p.cfg.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	alien, aliens := uuid.New(), redis.NewUserRewards(rc)
+	t.Cleanup(func() { _, _ = aliens.ForgetTenant(context.Background(), alien) })
+	if _, err := aliens.ApplyIncentive(context.Background(), projections.Checkpoint{Projection: projections.UserRewardsName, Topic: "ic.domain.incentive", Offset: 1, Position: 1},
+		incentive.Issued{IncentiveID: uuid.New(), DecisionID: uuid.New(), TenantID: alien, CampaignID: uuid.New(), CampaignVersion: 1, UserID: "someone",
+			SourceEventID: uuid.New(), RewardType: rules.RewardPoints, RewardCurrency: "POINTS", RewardAmount: decimal.NewFromInt(5), IssuedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
 	rewards := p.userRewardLines()
 	if len(rewards) == 0 {
 		t.Fatal("no user aggregates in Redis: the test proves nothing")
@@ -175,6 +193,9 @@ func TestReplayRebuildsIdenticalReadModelsWhileServing(t *testing.T) {
 	}
 	if got := p.userRewardLines(); !slices.Equal(got, rewards) {
 		t.Errorf("Redis user aggregates after replay:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(rewards, "\n"))
+	}
+	if v, ok, err := aliens.Load(context.Background(), alien, "someone"); err != nil || !ok || v.Rewards[projections.RewardKey{Type: rules.RewardPoints, Currency: "POINTS"}].Count != 1 {
+		t.Errorf("another platform's tenant after the replay: %+v (held %v, %v); want its one reward untouched", v, ok, err)
 	}
 	for table, oid := range p.tableOIDs() {
 		if oid == oids[table] {
