@@ -147,6 +147,11 @@ type IncentiveChanges struct {
 	// Database names the database in the envelope's source.db. Default
 	// "incentives".
 	Database string
+	// Origin, when set, goes into every message id: a replay's swap sets
+	// it, so that a change it publishes (a corrected row at the same
+	// version, a row re-created after a delete) never carries the id of
+	// an earlier change a sink may have deduplicated.
+	Origin string
 }
 
 // IncentiveChangeMessage returns the topic and message of the change of an
@@ -213,7 +218,11 @@ func (c IncentiveChanges) message(ev IncentiveChangeEvent, incentiveID, change s
 	if err != nil {
 		return "", nil, err
 	}
-	id := uuid.NewSHA1(changeIDSpace, []byte(incentiveTable+"/"+incentiveID+"/"+change))
+	name := incentiveTable + "/" + incentiveID + "/" + change
+	if c.Origin != "" {
+		name = c.Origin + "/" + name
+	}
+	id := uuid.NewSHA1(changeIDSpace, []byte(name))
 	msg := message.NewMessage(id.String(), value)
 	SetKey(msg, string(key))
 	msg.Metadata.Set(HeaderContentType, ContentTypeJSON)

@@ -81,6 +81,15 @@ func TestIncentiveChangeMessageIsADebeziumEnvelope(t *testing.T) {
 		!strings.Contains(string(del.Payload), `"after":null`) {
 		t.Fatalf("delete %s (key %q)", del.Payload, del.Metadata.Get("_kafka_key"))
 	}
+	// A replay's swap publishes under its own origin: never the id of the
+	// live projection's change of the same row and version.
+	_, replayed, err := (kafka.IncentiveChanges{Origin: "replay/1"}).IncentiveChangeMessage(nil, view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replayed.UUID == msg.UUID || string(replayed.Payload) != string(msg.Payload) {
+		t.Fatalf("a replayed change: id %s (the live one's %s), payload equal %v", replayed.UUID, msg.UUID, string(replayed.Payload) == string(msg.Payload))
+	}
 	if _, _, err := (kafka.IncentiveChanges{}).IncentiveChangeMessage(nil, nil); err == nil {
 		t.Fatal("a change without a row before or after it must be refused")
 	}

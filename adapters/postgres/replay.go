@@ -132,18 +132,27 @@ type ReplayProgress struct {
 	Resumed bool
 }
 
-// TenantIDs returns every tenant the event store has a stream of.
-func (db *DB) TenantIDs(ctx context.Context) (map[uuid.UUID]bool, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT DISTINCT aggregate_id FROM event_store WHERE aggregate = $1`, tenant.Aggregate)
+// KnownTenants returns which of the tenant ids the event store has a
+// stream of, looked up by stream id (an index), never a scan: it runs while
+// a replay's swap holds the live tables.
+func (db *DB) KnownTenants(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
+	out := map[uuid.UUID]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	streams := make([]string, len(ids))
+	for i, id := range ids {
+		streams[i] = tenant.Stream(id).String()
+	}
+	rows, err := db.Pool.Query(ctx, `SELECT aggregate_id FROM event_store WHERE stream_id = ANY($1) AND version = 1`, streams)
 	if err != nil {
 		return nil, fmt.Errorf("tenants: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	known, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
 		return nil, fmt.Errorf("tenants: %w", err)
 	}
-	out := make(map[uuid.UUID]bool, len(ids))
-	for _, id := range ids {
+	for _, id := range known {
 		out[id] = true
 	}
 	return out, nil
@@ -669,22 +678,31 @@ type copyExecer interface {
 // waiting for another (the engine's catalog reads several in one
 // snapshot); Postgres then aborts one side, and if it is the swap, the swap
 // is tried again after a pause, up to a few times.
-func (s *EventStore) swapShadows(ctx context.Context, models []*ReplayModel, cursor Cursor, aggregates []string, batch int) error {
+func (s *EventStore) swapShadows(ctx context.Context, models []*ReplayModel, cursor Cursor, aggregates []string, batch int) (err error) {
+	swapped := false
+	defer func() {
+		if err == nil || swapped {
+			// An external swap that fails half-way leaves the parts it did
+			// not finish fenced; their fences lapse on their own.
+			return
+		}
+		for _, m := range models {
+			if m.External != nil {
+				err = errors.Join(err, m.External.Unfence(context.WithoutCancel(ctx)))
+			}
+		}
+	}()
 	for attempt := 1; ; attempt++ {
 		next, err := s.trySwap(ctx, models, cursor, aggregates, batch)
 		settle(models, err == nil)
 		var pgErr *pgconn.PgError
 		if err == nil {
-			// An external swap that fails half-way leaves the parts it did
-			// not finish fenced; their fences lapse on their own.
-			return s.swapExternal(ctx, models)
+			// The Postgres tables are swapped: finish Redis's even if the
+			// caller gives up now.
+			swapped = true
+			return s.swapExternal(context.WithoutCancel(ctx), models)
 		}
 		if attempt == 5 || !errors.As(err, &pgErr) || (pgErr.Code != "40P01" && pgErr.Code != "55P03") {
-			for _, m := range models {
-				if m.External != nil {
-					err = errors.Join(err, m.External.Unfence(context.WithoutCancel(ctx)))
-				}
-			}
 			return err
 		}
 		cursor = next

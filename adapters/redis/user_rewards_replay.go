@@ -169,6 +169,19 @@ func NewUserRewardsReplay(c *Client) *UserRewardsReplay {
 	return newUserRewardsReplay(c, UserRewardsPrefix, UserRewardsShadowPrefix)
 }
 
+// NewUserRewardsReplayOf is NewUserRewardsReplay with shadow keys of the
+// platform named (its database): replays of several platforms sharing one
+// Redis then never meet. The name keeps letters, digits and underscores.
+func NewUserRewardsReplayOf(c *Client, name string) *UserRewardsReplay {
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		return '_'
+	}, name)
+	return newUserRewardsReplay(c, UserRewardsPrefix, UserRewardsShadowPrefix+"~"+clean)
+}
+
 func newUserRewardsReplay(c *Client, live, shadow string) *UserRewardsReplay {
 	return &UserRewardsReplay{
 		rdb: c.rdb, live: userRewardKeys{prefix: live}, shadow: userRewardKeys{prefix: shadow},

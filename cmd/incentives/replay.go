@@ -40,7 +40,9 @@ func replayable() []struct {
 		{projections.CampaignsName, func(replayDeps) *postgres.ReplayModel { return postgres.CampaignsReplay() }},
 		{projections.CohortsName, func(replayDeps) *postgres.ReplayModel { return postgres.CohortsReplay() }},
 		{projections.IncentivesName, func(d replayDeps) *postgres.ReplayModel {
-			return postgres.IncentivesReplay(kafka.IncentiveChanges{Database: d.db.DatabaseName()})
+			// The swap's change events are its own, not copies of the
+			// live projection's: their ids say so.
+			return postgres.IncentivesReplay(kafka.IncentiveChanges{Database: d.db.DatabaseName(), Origin: "replay/" + uuid.NewString()})
 		}},
 		{projections.UserRewardsName, userRewardsReplay},
 	}
@@ -65,7 +67,9 @@ func userRewardsReplay(d replayDeps) *postgres.ReplayModel {
 		if err != nil {
 			return err
 		}
-		shadow = redis.NewUserRewardsReplay(c)
+		// Its own shadow keys: replays of other platforms sharing the
+		// Redis have theirs.
+		shadow = redis.NewUserRewardsReplayOf(c, d.db.DatabaseName())
 		return nil
 	}
 	return &postgres.ReplayModel{
@@ -83,30 +87,37 @@ func userRewardsReplay(d replayDeps) *postgres.ReplayModel {
 				if err != nil {
 					return false, err
 				}
+				var unknown []uuid.UUID
+				for _, t := range live {
+					if !fenced[t] {
+						unknown = append(unknown, t)
+					}
+				}
 				// Only this platform's tenants: a Redis shared with another
 				// event store (a developer's, a test's) holds tenants this
 				// replay must not touch.
-				ours, err := d.db.TenantIDs(ctx)
+				ours, err := d.db.KnownTenants(ctx, unknown)
 				if err != nil {
 					return false, err
 				}
-				var fresh []uuid.UUID
-				for _, t := range live {
-					if !fenced[t] && ours[t] {
-						fresh = append(fresh, t)
-					}
+				fresh := map[uuid.UUID]bool{}
+				for t := range ours {
+					fresh[t] = true
 				}
 				for k := range fold.Totals {
-					if !fenced[k.TenantID] && !slices.Contains(fresh, k.TenantID) {
-						fresh = append(fresh, k.TenantID)
+					if !fenced[k.TenantID] {
+						fresh[k.TenantID] = true
 					}
 				}
 				// Every fenced tenant is fenced again: the fence is a lease.
-				all := append(slices.Clone(tenants), fresh...)
+				all := slices.Clone(tenants)
+				for t := range fresh {
+					all = append(all, t)
+				}
 				if err := shadow.Fence(ctx, all); err != nil {
 					return false, err
 				}
-				for _, t := range fresh {
+				for t := range fresh {
 					fenced[t] = true
 				}
 				tenants = all
