@@ -72,18 +72,22 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, errTooMany)
 		return
 	}
+	// Counted from the moment it is in the hub, before the client can see
+	// the upgrade, and until after it left the hub: the count never shows
+	// a socket gone that still holds a place under the per-user cap.
+	s.stats.connections.Add(1)
 	// A token sent as a subprotocol is answered with Subprotocol, which
 	// the upgrader picks from the client's list.
 	sock, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader answered already (or the client had gone).
 		s.hub.detach(c)
+		s.stats.connections.Add(-1)
 		s.stats.refused.Add(1)
 		s.logger.Debug("websocket upgrade failed", "err", err)
 		return
 	}
 	c.ws = sock // before the goroutines that use it start
-	s.stats.connections.Add(1)
 	go c.run(from)
 	c.readLoop()
 	<-c.writerDone
