@@ -606,7 +606,7 @@ func (s *EventStore) finishShadows(ctx context.Context, models []*ReplayModel) e
 		for _, t := range m.Tables {
 			shadow := pgx.Identifier{schema, t.Name}.Sanitize()
 			rows, err := s.db.Pool.Query(ctx, `SELECT pg_get_indexdef(x.indexrelid) FROM pg_index x
-				WHERE x.indrelid = $1::regclass AND NOT x.indisunique`, pgx.Identifier{"public", t.Name}.Sanitize())
+				WHERE x.indrelid = $1::regclass AND NOT x.indisunique AND x.indisvalid`, pgx.Identifier{"public", t.Name}.Sanitize())
 			if err != nil {
 				return fmt.Errorf("replay %s: indexes of %s: %w", m.Rebuild.Name(), t.Name, err)
 			}

@@ -110,17 +110,17 @@ func userRewardsReplay(d replayDeps) *postgres.ReplayModel {
 					}
 				}
 				// Every fenced tenant is fenced again: the fence is a lease.
-				all := slices.Clone(tenants)
+				// The list grows before the call: a fence that fails part-way
+				// is lifted from all it may have reached.
 				for t := range fresh {
-					all = append(all, t)
+					tenants = append(tenants, t)
 				}
-				if err := shadow.Fence(ctx, all); err != nil {
+				if err := shadow.Fence(ctx, tenants); err != nil {
 					return false, err
 				}
 				for t := range fresh {
 					fenced[t] = true
 				}
-				tenants = all
 				return len(fresh) > 0, nil
 			},
 			Swap:    func(ctx context.Context) error { return shadow.Swap(ctx, tenants) },
