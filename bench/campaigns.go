@@ -174,9 +174,9 @@ func runCampaigns(ctx context.Context, o options) (string, error) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Command API: campaigns (issue #3)\n\n")
-	fmt.Fprintf(&b, "Measured %s on %s, PostgreSQL on the same machine; `make bench` (`go run ./bench -only campaigns`), %v per figure. "+
+	fmt.Fprintf(&b, "Measured %s on %s, PostgreSQL on the same machine; `go run ./bench -only campaigns -write BENCHMARKS.md`, %v per figure. "+
 		"Each client is the tenant admin of its own tenant. A create validates the rule against the JSON schema, compiles its CEL "+
-		"condition, checks the tenant and appends the event with its outbox row; an activate loads the campaign (2 events) and appends one. "+
+		"condition, checks the tenant and appends the event with its outbox row; an activate loads the campaign (1 event) and appends one. "+
 		"The in-process rows call the same command handler without HTTP, JWT or JSON: the difference is the API's cost.\n\n",
 		time.Now().UTC().Format("2006-01-02"), machine(), o.duration)
 	b.WriteString(t.String())

@@ -708,7 +708,7 @@ func (b *engineBench) report(f engineFigures) string {
 		{"&nbsp;&nbsp;begin: pin a connection, `BEGIN`", sum[stBegin]},
 		{"&nbsp;&nbsp;`LogEvents`: ids looked up across the partitions, `COPY` into the event log", sum[stLog]},
 		{"&nbsp;&nbsp;`Members`: cohort lookups", sum[stMembers]},
-		{"&nbsp;&nbsp;hot filter: `CMS_ADD` of the batch's campaigns, one script per tenant in one pipeline (Redis)", sum[stSketch]},
+		{"&nbsp;&nbsp;hot filter: `CMS_ADD` of the batch's campaigns, one script per tenant and 1,000 events, in one pipeline (Redis)", sum[stSketch]},
 		{"&nbsp;&nbsp;`LockProgress`/`ReadProgress`: quest rows of cold campaigns `FOR UPDATE` (placeholders for new ones), of hot ones read", sum[stLock]},
 		{"&nbsp;&nbsp;hot quest progress: `agg:` hashes loaded, saved (pending), settled after the commit (Redis)", sum[stHot]},
 		{"&nbsp;&nbsp;decide in Go: catalog match, CEL, quest steps, rewards", sum[stHandle] - inHandler},

@@ -229,7 +229,7 @@ func runHotMem(ctx context.Context, o options) (string, error) {
 		"Per batch each variant makes the engine's Redis calls: the filter's `Observe` of every event's campaign (hot filter only), "+
 		"`HotProgress.Load` of the batch's keys, `Save` of each changed hot key (one `HOT_PROGRESS` write per key per batch, pending with its base) "+
 		"and, the batch committed, `Settle`; the final hashes are what the engine leaves. Progress of cold campaigns would go to PostgreSQL: "+
-		"it is counted, not written. Campaigns have no end date, so keys carry no TTL. "+
+		"it is counted, not written. The engine gives `agg:` keys no TTL. "+
 		"The filter runs with its defaults (sketch 272 × 5, threshold %s per 10-minute window per tenant) and one fixed clock instant for every batch, "+
 		"so all events fall in one window: at 10^5 events/s the stream is 10 s of traffic. "+
 		"Redis database %d, emptied of the suite's keys before each variant; `MEMORY USAGE` (summed over the variant's `agg:` keys, found by `SCAN`) "+
@@ -257,7 +257,7 @@ func runHotMem(ctx context.Context, o options) (string, error) {
 		hotNote(filtered.hot, overCampaigns))
 	fmt.Fprintf(&b, "Cooling does not enter this figure: the hot set cools when a tenant's window changes, and the whole stream is one window, "+
 		"so no campaign left it during the run. Over many windows a campaign that cools hands its users' progress to PostgreSQL as they next play "+
-		"(the engine drops the Redis entry after the commit); the keys of users who do not play again stay until their campaign's end date.\n")
+		"(the engine drops the Redis entry after the commit); the keys of users who do not play again stay until removed.\n")
 	return b.String(), nil
 }
 

@@ -421,7 +421,7 @@ func pagedScan(ctx context.Context, db *postgres.DB) (readFigure, error) {
 	return f, nil
 }
 
-// timeReplay runs `incentives replay incentives` (postgres.IncentivesReplay,
+// timeReplay runs `incentives replay --projection incentives` (postgres.IncentivesReplay,
 // the default options) and times it and its phases. onSwap, if given, runs
 // when the swap begins.
 func timeReplay(ctx context.Context, bs *benchStore, dbName string, onSwap ...func(string)) (replayRun, error) {
@@ -431,7 +431,7 @@ func timeReplay(ctx context.Context, bs *benchStore, dbName string, onSwap ...fu
 		lastRead       int64
 		plain, written []time.Duration
 	)
-	model := postgres.IncentivesReplay(kafka.IncentiveChanges{Database: dbName})
+	model := postgres.IncentivesReplay(kafka.IncentiveChanges{Database: dbName, Origin: "replay/" + uuid.NewString()})
 	// As `incentives replay` runs it (cmd/incentives/replay.go).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	start := time.Now()
@@ -531,7 +531,7 @@ func replayReport(f *replayFigures) string {
 
 	fmt.Fprintf(&s, "What is timed: each row from its first call to its return. The replay is `store.Replay(ctx, "+
 		"[]*postgres.ReplayModel{postgres.IncentivesReplay(kafka.IncentiveChanges{…})}, postgres.ReplayOptions{})`, as "+
-		"`incentives replay incentives` runs it (pages of %s, shadow rows written every 100,000 events with the resume point), "+
+		"`incentives replay --projection incentives` runs it (pages of %s, shadow rows written every 100,000 events with the resume point), "+
 		"on the same store right after the reads; the rate is the %s events it folded over its whole time. ",
 		thousands(replayPage), thousands(f.warm.total))
 	fmt.Fprintf(&s, "Its phases, from `ReplayOptions.Progress`: set up the shadow schema and count %s; "+

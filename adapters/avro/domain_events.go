@@ -152,10 +152,8 @@ func limitsTenantSetFromNative(m map[string]any) (domain.Event, error) {
 	r := &record{m: m}
 	cr := r.record("caps")
 	e := limits.TenantSet{TenantID: r.uuid("tenantId"), Caps: capsFromNative(cr), SetAt: r.time("setAt")}
-	for _, err := range []error{r.err, cr.err} {
-		if err != nil {
-			return nil, err
-		}
+	if err := firstErr(r.err, cr.err); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -172,10 +170,8 @@ func limitsUserSetFromNative(m map[string]any) (domain.Event, error) {
 	r := &record{m: m}
 	cr := r.record("caps")
 	e := limits.UserSet{TenantID: r.uuid("tenantId"), Caps: capsFromNative(cr), SetAt: r.time("setAt")}
-	for _, err := range []error{r.err, cr.err} {
-		if err != nil {
-			return nil, err
-		}
+	if err := firstErr(r.err, cr.err); err != nil {
+		return nil, err
 	}
 	return e, nil
 }

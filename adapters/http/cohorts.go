@@ -153,10 +153,10 @@ func (s *Server) getCohort(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.readAtLeast(r, func() (int64, error) {
 			var err error
-			if v, err = s.Cohorts.Cohort(r.Context(), id); err == nil && acting != uuid.Nil && v.TenantID != acting {
+			if v, err = s.Cohorts.Cohort(r.Context(), id); err == nil {
 				// Checked before waiting for a version: how far another
 				// tenant's cohort has got is not the caller's to learn either.
-				err = domain.ErrNotFound
+				err = requireOwner(acting, v.TenantID)
 			}
 			return v.Version, err
 		})

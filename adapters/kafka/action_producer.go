@@ -24,9 +24,9 @@ type ActionEventProducer struct {
 	registry *avro.Registry
 	topic    string
 
-	acked, canceled atomic.Int64
-	mu              sync.Mutex
-	err             error // the first failed record's error
+	acked atomic.Int64
+	mu    sync.Mutex
+	err   error // the first failed record's error
 }
 
 // NewActionEventProducer returns a producer to topic (tenant-events when
@@ -57,7 +57,7 @@ func NewActionEventProducer(brokers []string, registry *avro.Registry, topic str
 // Produce encodes e and buffers it; it blocks while the buffer is full. It
 // returns an encoding error, ctx's error, or the first error an earlier
 // record failed with, so a broken run stops at once. Ending ctx also drops
-// the records it buffered that are not sent yet (see Canceled).
+// the records it buffered that are not sent yet.
 func (p *ActionEventProducer) Produce(ctx context.Context, e engine.ActionEvent) error {
 	if err := p.Err(); err != nil {
 		return err
@@ -83,7 +83,6 @@ func (p *ActionEventProducer) promise(_ *kgo.Record, err error) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The caller stopped the run; these were never sent, which is
 		// no failure.
-		p.canceled.Add(1)
 		return
 	}
 	p.mu.Lock()
@@ -95,10 +94,6 @@ func (p *ActionEventProducer) promise(_ *kgo.Record, err error) {
 
 // Acked returns how many records the broker has acknowledged.
 func (p *ActionEventProducer) Acked() int64 { return p.acked.Load() }
-
-// Canceled returns how many buffered records were dropped because the
-// context they were produced with ended.
-func (p *ActionEventProducer) Canceled() int64 { return p.canceled.Load() }
 
 // Err returns the first error a record failed with, if any.
 func (p *ActionEventProducer) Err() error {

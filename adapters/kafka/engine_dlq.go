@@ -3,6 +3,7 @@ package kafka
 import (
 	"strconv"
 
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -19,11 +20,10 @@ const (
 	// HeaderConsumerGroup is the group that gave up on it.
 	HeaderConsumerGroup = "consumer-group"
 
-	// headerReasonPoisoned and headerHandlerPoisoned are the names the
-	// watermill consumers' DLQs use (docs/topics.md); the engine writes
-	// them too, so one operator query reads every DLQ.
-	headerReasonPoisoned  = "reason_poisoned"
-	headerHandlerPoisoned = "handler_poisoned"
+	// The engine also writes watermill's poison headers (its consumers'
+	// DLQs use them, docs/topics.md), so one operator query reads every DLQ.
+	headerReasonPoisoned  = middleware.ReasonForPoisonedKey
+	headerHandlerPoisoned = middleware.PoisonedHandlerKey
 )
 
 // maxReasonBytes bounds the reason a DLQ record carries in its headers.

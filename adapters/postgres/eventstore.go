@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -59,9 +57,8 @@ func (c EventStoreConfig) Validate() error {
 // EventStore is the append-only event store with its transactional outbox.
 // It is safe for concurrent use.
 type EventStore struct {
-	db     *DB
-	cfg    EventStoreConfig
-	schema wsql.DefaultPostgreSQLSchema
+	db  *DB
+	cfg EventStoreConfig
 }
 
 // NewEventStore returns an event store over db.
@@ -69,7 +66,7 @@ func NewEventStore(db *DB, cfg EventStoreConfig) (*EventStore, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &EventStore{db: db, cfg: cfg, schema: wsql.DefaultPostgreSQLSchema{}}, nil
+	return &EventStore{db: db, cfg: cfg}, nil
 }
 
 // Load returns the events of stream, oldest first, and the stream's version
@@ -234,11 +231,10 @@ const maxOutboxInsert = 10_000
 // Publish, so one INSERT: the rows are the same, in the same order, as one
 // Publish per message would write, in far fewer round trips.
 func (s *EventStore) publishToOutbox(tx *sql.Tx, recorded []domain.RecordedEvent) error {
-	pub, err := wsql.NewPublisher(tx, wsql.PublisherConfig{SchemaAdapter: s.schema}, nil)
+	outbox, err := outboxPublisher(tx)
 	if err != nil {
 		return err
 	}
-	outbox := forwarder.NewPublisher(pub, forwarder.PublisherConfig{ForwarderTopic: OutboxTopic})
 	var (
 		runTopic string
 		run      []*message.Message

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/incentives-platform/incentives/domain/rules"
 	"github.com/incentives-platform/incentives/projections"
@@ -51,17 +52,14 @@ func (db *DB) DatabaseName() string { return db.Pool.Config().ConnConfig.Databas
 const incentiveViewColumns = `incentive_id, tenant_id, campaign_id, campaign_version, decision_id, user_id, source_event_id,
 	reward_type, reward_currency, reward_amount, issued_at, position, version`
 
-// rowScanner is a row of either driver: *sql.Row, *sql.Rows, pgx.Row.
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanIncentiveView(row rowScanner) (projections.IncentiveView, error) {
+func scanIncentiveView(row pgx.Row) (projections.IncentiveView, error) {
 	var v projections.IncentiveView
 	err := scanIncentiveInto(row, &v)
 	return v, err
 }
 
 // scanIncentiveInto scans the incentiveViewColumns of row, and then extra.
-func scanIncentiveInto(row rowScanner, v *projections.IncentiveView, extra ...any) error {
+func scanIncentiveInto(row pgx.Row, v *projections.IncentiveView, extra ...any) error {
 	var typ string
 	err := row.Scan(append([]any{&v.IncentiveID, &v.TenantID, &v.CampaignID, &v.CampaignVersion, &v.DecisionID, &v.UserID, &v.SourceEventID,
 		&typ, &v.RewardCurrency, &v.RewardAmount, &v.IssuedAt, &v.Position, &v.Version}, extra...)...)

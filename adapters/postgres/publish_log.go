@@ -56,8 +56,7 @@ func (l *PublishLog) MarkPublished(ctx context.Context, ids []uuid.UUID, at time
 // its grace to publish what it just committed. Oldest first.
 func (l *PublishLog) Unpublished(ctx context.Context, olderThan time.Time, limit int) ([]engine.Incentive, error) {
 	rows, err := l.db.Pool.Query(ctx, `
-		SELECT i.incentive_id, i.decision_id, i.tenant_id, i.campaign_id, i.campaign_version, i.user_id, i.source_event_id,
-		       i.type, i.reward_currency, i.reward_amount::text, i.issued_at
+		SELECT `+incentiveColumns+`
 		FROM incentive_unpublished p
 		JOIN incentive i ON i.incentive_id = p.incentive_id
 		WHERE p.recorded_at < $1

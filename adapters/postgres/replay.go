@@ -324,13 +324,13 @@ func (s *EventStore) readPages(ctx context.Context, after Cursor, limit int, agg
 	return out, cancel
 }
 
+// applyAll folds events into every model; a Rebuild ignores the events of
+// aggregates it does not fold.
 func applyAll(models []*ReplayModel, events []domain.RecordedEvent) error {
 	for _, ev := range events {
 		for _, m := range models {
-			if slices.Contains(m.Rebuild.Aggregates(), ev.Stream.Aggregate) {
-				if err := m.Rebuild.Apply(ev); err != nil {
-					return fmt.Errorf("replay %s: position %d: %w", m.Rebuild.Name(), ev.Position, err)
-				}
+			if err := m.Rebuild.Apply(ev); err != nil {
+				return fmt.Errorf("replay %s: position %d: %w", m.Rebuild.Name(), ev.Position, err)
 			}
 		}
 	}

@@ -188,8 +188,7 @@ func IncentivesReplay(changes IncentiveChangeMapper) *ReplayModel {
 		},
 		Settle: r.Incentives.Settle,
 		Load: func(ctx context.Context, q pgx.Tx, schema string) error {
-			return loadViews(ctx, q, schema, "incentive_view", incentiveViewColumns, r.Incentives,
-				func(row pgx.Row) (projections.IncentiveView, error) { return scanIncentiveView(row) },
+			return loadViews(ctx, q, schema, "incentive_view", incentiveViewColumns, r.Incentives, scanIncentiveView,
 				func(v *projections.IncentiveView) uuid.UUID { return v.IncentiveID })
 		},
 	}

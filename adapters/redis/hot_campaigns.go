@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -103,7 +104,6 @@ type HotCampaigns struct {
 type hotWindow struct {
 	index     int64
 	campaigns map[tenantCampaign]observation
-	tenants   map[uuid.UUID]struct{}
 }
 
 type tenantCampaign struct{ tenant, campaign uuid.UUID }
@@ -201,7 +201,7 @@ func (h *HotCampaigns) Observe(ctx context.Context, occurrences map[uuid.UUID][]
 	if len(calls) == 0 {
 		return hot, nil
 	}
-	cmds, err := h.sketch.runWith(ctx, calls, func(pipe goredis.Pipeliner) {
+	cmds, err := runScript(ctx, h.sketch.rdb, h.sketch.script, "CMS_ADD", calls, func(pipe goredis.Pipeliner) {
 		for i := range batches {
 			b := &batches[i]
 			items := make([]string, len(b.sampled))
@@ -250,12 +250,9 @@ func (h *HotCampaigns) Observe(ctx context.Context, occurrences map[uuid.UUID][]
 // sampled reports whether campaign's exact count is kept: FNV-1a (32-bit)
 // of its 16 bytes, modulo SampleEvery, is 0.
 func (h *HotCampaigns) sampled(campaign uuid.UUID) bool {
-	x := uint32(2166136261)
-	for _, b := range campaign {
-		x ^= uint32(b)
-		x *= 16777619
-	}
-	return x%h.every == 0
+	f := fnv.New32a()
+	_, _ = f.Write(campaign[:]) // a hash's Write never fails
+	return f.Sum32()%h.every == 0
 }
 
 // record merges what a call of window saw into the metrics, unless the
@@ -272,7 +269,6 @@ func (h *HotCampaigns) record(window int64, seen map[tenantCampaign]observation)
 		o.exact = max(o.exact, old.exact)
 		o.sampled = o.sampled || old.sampled
 		h.state.campaigns[k] = o
-		h.state.tenants[k.tenant] = struct{}{}
 	}
 }
 
@@ -284,7 +280,6 @@ func (h *HotCampaigns) roll(window int64) bool {
 		h.state = hotWindow{
 			index:     window,
 			campaigns: map[tenantCampaign]observation{},
-			tenants:   map[uuid.UUID]struct{}{},
 		}
 	}
 	return window == h.state.index
@@ -347,8 +342,12 @@ func (h *HotCampaigns) SketchMemory(ctx context.Context) (int64, error) {
 	window := h.sketch.Window(h.now())
 	var tenants []uuid.UUID
 	if h.roll(window) {
-		for t := range h.state.tenants {
-			tenants = append(tenants, t)
+		seen := map[uuid.UUID]bool{}
+		for k := range h.state.campaigns {
+			if !seen[k.tenant] {
+				seen[k.tenant] = true
+				tenants = append(tenants, k.tenant)
+			}
 		}
 	}
 	h.mu.Unlock()
@@ -373,48 +372,4 @@ func (h *HotCampaigns) SketchMemory(ctx context.Context) (int64, error) {
 		}
 	}
 	return sum, nil
-}
-
-// runWith sends calls of CMS_ADD, then the commands extra queues, in one
-// pipeline, and returns the calls' commands in order; extra's are checked
-// by their caller. Calls refused with NOSCRIPT (Redis restarted or its
-// scripts were flushed; none of them ran) are sent again once the script is
-// loaded, after extra's commands, which are never sent twice: an HINCRBY is
-// not idempotent.
-func (s *Sketch) runWith(ctx context.Context, calls []scriptCall, extra func(goredis.Pipeliner)) ([]*goredis.Cmd, error) {
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*goredis.Cmd, len(calls))
-	for i, c := range calls {
-		cmds[i] = s.script.EvalSha(ctx, pipe, c.keys, c.args...)
-	}
-	extra(pipe)
-	_, _ = pipe.Exec(ctx) // each command is checked below or by the caller
-	var missing []int
-	for i, cmd := range cmds {
-		switch err := cmd.Err(); {
-		case err == nil:
-		case goredis.HasErrorPrefix(err, "NOSCRIPT"):
-			missing = append(missing, i)
-		default:
-			return nil, fmt.Errorf("CMS_ADD (%s): %w", calls[i].keys[0], err)
-		}
-	}
-	if len(missing) == 0 {
-		return cmds, nil
-	}
-	if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
-		return nil, fmt.Errorf("load CMS_ADD: %w", err)
-	}
-	again := make([]scriptCall, len(missing))
-	for k, i := range missing {
-		again[k] = calls[i]
-	}
-	redone, err := runScript(ctx, s.rdb, s.script, "CMS_ADD", again)
-	if err != nil {
-		return nil, err
-	}
-	for k, i := range missing {
-		cmds[i] = redone[k]
-	}
-	return cmds, nil
 }

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -262,8 +263,8 @@ func TestHotCampaignsMetrics(t *testing.T) {
 func TestHotCampaignsShadowCountsOnlySampledCampaigns(t *testing.T) {
 	t.Parallel()
 	f := mustHotCampaigns(t, HotCampaignsConfig{})
-	if f.cfg.SampleEvery != 16 || f.cfg.Threshold != 5000 {
-		t.Fatalf("defaults: SampleEvery %d, Threshold %d; want 16 and 5000", f.cfg.SampleEvery, f.cfg.Threshold)
+	if f.h.every != 16 || f.h.threshold != 5000 {
+		t.Fatalf("defaults: SampleEvery %d, Threshold %d; want 16 and 5000", f.h.every, f.h.threshold)
 	}
 	tenant := f.tenant()
 	var campaigns []uuid.UUID
@@ -271,7 +272,11 @@ func TestHotCampaignsShadowCountsOnlySampledCampaigns(t *testing.T) {
 	for range 400 {
 		id := uuid.New()
 		campaigns = append(campaigns, id, id)
-		if f.h.sampled(id) {
+		// The documented rule, not the code under test: FNV-1a (32 bits)
+		// of the id's 16 bytes, a multiple of 16.
+		h := fnv.New32a()
+		h.Write(id[:])
+		if h.Sum32()%16 == 0 {
 			want[id.String()] = "2"
 		}
 	}
@@ -401,8 +406,10 @@ func ExampleHotCampaigns_Observe() {
 		return
 	}
 	defer c.Close()
-	// A fixed clock keeps the three calls in one window (January 2027).
-	h, err := NewHotCampaigns(c, HotCampaignsConfig{Threshold: 3, Now: func() time.Time { return time.Unix(1_800_000_000, 0) }})
+	// A clock stopped at the start of the current window keeps the three
+	// calls in one window, whose sketch is alive.
+	start := time.Now().Truncate(10 * time.Minute)
+	h, err := NewHotCampaigns(c, HotCampaignsConfig{Threshold: 3, Now: func() time.Time { return start }})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -9,11 +9,15 @@ import (
 )
 
 // runScript sends calls of script (named for errors) in one pipeline, in
-// order. Redis forgets scripts on restart or SCRIPT FLUSH: calls refused with
-// NOSCRIPT were not run, so they are sent again once the script is loaded.
-// (If another client loads it in the middle of the pipeline, a resent call
-// runs after later ones; both scripts are written to allow that.)
-func runScript(ctx context.Context, rdb *goredis.Client, script *goredis.Script, name string, calls []scriptCall) ([]*goredis.Cmd, error) {
+// order, followed by the commands extra queues (checked by the caller).
+// Redis forgets scripts on restart or SCRIPT FLUSH: calls refused with
+// NOSCRIPT were not run, so they are sent again once the script is loaded,
+// without extra's commands, which are never sent twice (an HINCRBY is not
+// idempotent). (If another client loads the script in the middle of the
+// pipeline, a resent call runs after later ones; the scripts are written to
+// allow that.)
+func runScript(ctx context.Context, rdb *goredis.Client, script *goredis.Script, name string, calls []scriptCall,
+	extra ...func(goredis.Pipeliner)) ([]*goredis.Cmd, error) {
 	cmds := make([]*goredis.Cmd, len(calls))
 	pending := make([]int, len(calls))
 	for i := range pending {
@@ -23,6 +27,11 @@ func runScript(ctx context.Context, rdb *goredis.Client, script *goredis.Script,
 		pipe := rdb.Pipeline()
 		for _, i := range pending {
 			cmds[i] = script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
+		}
+		if attempt == 0 {
+			for _, queue := range extra {
+				queue(pipe)
+			}
 		}
 		// Exec's error is the first command's; each command is checked below.
 		_, _ = pipe.Exec(ctx)

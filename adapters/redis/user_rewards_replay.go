@@ -7,14 +7,15 @@
 //
 // # Shadow keys
 //
-// The shadow is the live layout under the prefix "uagg~replay" instead of
-// "uagg" (UserRewardsShadowPrefix):
+// The shadow is the live layout under the prefix "uagg~replay~<platform>"
+// (UserRewardsShadowPrefix and the platform's database name, see
+// NewUserRewardsReplayOf) instead of "uagg":
 //
-//	uagg~replay:{<tenantId>}:u:<userId>                 hash, as live
-//	uagg~replay:{<tenantId>}:seen:<yyyymmdd>:<userId>   set, as live, same TTL rule
-//	uagg~replay:tenants      set, the tenants Write touched (no tenant's slot:
+//	uagg~replay~<p>:{<tenantId>}:u:<userId>                 hash, as live
+//	uagg~replay~<p>:{<tenantId>}:seen:<yyyymmdd>:<userId>   set, as live, same TTL rule
+//	uagg~replay~<p>:tenants  set, the tenants Write touched (no tenant's slot:
 //	                         read by the replay only)
-//	uagg~replay:writing      exists while a Write runs (ErrShadowTorn)
+//	uagg~replay~<p>:writing  exists while a Write runs (ErrShadowTorn)
 //
 // The hash tag is the tenant's, as live, so a tenant's shadow and live keys
 // share one cluster slot and one script can swap them atomically. The

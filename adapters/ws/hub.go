@@ -79,20 +79,19 @@ func (h *hub) detach(c *conn) {
 	}
 }
 
-// deliver queues the frame build returns on every connection of k, and
-// reports on how many. build runs only if k has a connection here. Nothing
+// deliver queues the frame build returns on every connection of k.
+// build runs only if k has a connection here. Nothing
 // in it blocks: a full queue closes its connection instead.
-func (h *hub) deliver(k userKey, build func() *frame) int {
+func (h *hub) deliver(k userKey, build func() *frame) {
 	s := h.shard(k)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	conns := s.users[k]
 	if len(conns) == 0 {
-		return 0
+		return
 	}
 	f := build()
 	for _, c := range conns {
 		c.enqueue(f)
 	}
-	return len(conns)
 }

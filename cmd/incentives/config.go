@@ -246,41 +246,31 @@ func (c *Config) hotCampaigns() redis.HotCampaignsConfig {
 	}
 }
 
-func (c *Config) roleList() []string {
-	var roles []string
-	for _, r := range strings.Split(c.Roles, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			roles = append(roles, r)
-		}
-	}
-	return roles
-}
-
-func (c *Config) hasRole(role string) bool { return slices.Contains(c.roleList(), role) }
-
-// wsOrigins returns WS_ALLOWED_ORIGINS as a list.
-func (c *Config) wsOrigins() []string {
+// splitList reads a comma-separated setting: items trimmed, empty ones
+// dropped.
+func splitList(s string) []string {
 	var out []string
-	for _, o := range strings.Split(c.WSAllowedOrigins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			out = append(out, o)
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
 		}
 	}
 	return out
 }
+
+func (c *Config) roleList() []string { return splitList(c.Roles) }
+
+func (c *Config) hasRole(role string) bool { return slices.Contains(c.roleList(), role) }
+
+// wsOrigins returns WS_ALLOWED_ORIGINS as a list.
+func (c *Config) wsOrigins() []string { return splitList(c.WSAllowedOrigins) }
 
 // brokerList returns the configured brokers, or nil for the embedded broker.
 func (c *Config) brokerList() []string {
 	if c.KafkaBrokers == "" || c.KafkaBrokers == embedded {
 		return nil
 	}
-	var out []string
-	for _, b := range strings.Split(c.KafkaBrokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			out = append(out, b)
-		}
-	}
-	return out
+	return splitList(c.KafkaBrokers)
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -47,21 +47,6 @@ func (p *testPlatform) viewRows() map[string]kafka.IncentiveRow {
 	return out
 }
 
-// incentiveFacts renders the columns the engine's incentive table and
-// incentive_view share, one line per incentive, sorted.
-func (p *testPlatform) incentiveFacts(query string) []string {
-	p.t.Helper()
-	rows, err := p.db.Pool.Query(context.Background(), query)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	facts, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return facts
-}
-
 const (
 	engineFacts = `SELECT concat_ws('|', incentive_id, tenant_id, campaign_id, campaign_version, decision_id, user_id,
 		source_event_id, type, reward_currency, reward_amount, issued_at) AS f FROM incentive ORDER BY f`
@@ -171,13 +156,13 @@ func TestIncentivesProjectionAndChangeStreamEndToEnd(t *testing.T) {
 	}
 	produceActions(t, p.app.Brokers(), actions...)
 	eventually(t, "every action decided", func() bool { return p.loggedEvents() == len(actions) })
-	want := p.incentiveFacts(engineFacts)
+	want := p.texts(engineFacts)
 	// Every action earns the points; those of 100 or more also the cashback.
 	if len(want) != 18 {
 		t.Fatalf("the engine issued %d incentives, want 18:\n%s", len(want), strings.Join(want, "\n"))
 	}
 	eventually(t, "incentive_view equal to the incentive table", func() bool {
-		return reflect.DeepEqual(p.incentiveFacts(viewFacts), want)
+		return reflect.DeepEqual(p.texts(viewFacts), want)
 	})
 	view := p.viewRows()
 

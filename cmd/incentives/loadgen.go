@@ -81,10 +81,7 @@ func (o *loadgenOptions) resolve(set map[string]bool) error {
 	if o.tenantIDs != "" && !set["tenants"] {
 		o.gen.Tenants = 0
 	}
-	for _, s := range strings.Split(o.tenantIDs, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
+	for _, s := range splitList(o.tenantIDs) {
 		id, err := uuid.Parse(s)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--tenant-ids: %q is not a uuid", s))
@@ -92,12 +89,7 @@ func (o *loadgenOptions) resolve(set map[string]bool) error {
 		}
 		o.gen.TenantIDs = append(o.gen.TenantIDs, id)
 	}
-	o.gen.Actions = nil
-	for _, a := range strings.Split(o.actions, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			o.gen.Actions = append(o.gen.Actions, a)
-		}
-	}
+	o.gen.Actions = splitList(o.actions)
 	if o.gen.StreamSeed == 0 {
 		o.gen.StreamSeed = uint64(time.Now().UnixNano())
 	}

@@ -148,10 +148,8 @@ func checkReplayNames(names string) error {
 func replayModels(names string, deps replayDeps) ([]*postgres.ReplayModel, error) {
 	var models []*postgres.ReplayModel
 	want := map[string]bool{}
-	for _, n := range strings.Split(names, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			want[n] = true
-		}
+	for _, n := range splitList(names) {
+		want[n] = true
 	}
 	if len(want) == 0 {
 		return nil, fmt.Errorf("--projection: name a projection (%s) or all", strings.Join(replayNames(), ", "))

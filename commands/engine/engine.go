@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 
 	"github.com/google/uuid"
 
@@ -62,6 +61,8 @@ func New(store BatchStore, catalog *Catalog, limiter Limiter, opts ...Option) *E
 type candidate struct {
 	event    *engine.ActionEvent
 	campaign *engine.Campaign
+	// vars are the event's CEL variables, shared by its candidates.
+	vars map[string]any
 }
 
 // Process decides events and records everything in one transaction. It
@@ -95,9 +96,13 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 	for i := range fresh {
 		ev := &fresh[i]
 		cs := idx.campaigns(ev.TenantID, ev.ActionCode)
+		var vars map[string]any // the event's CEL variables, built once for all its campaigns
+		if len(cs) > 0 {
+			vars = engine.EventVars(*ev)
+		}
 		for j := range cs {
 			c := &cs[j]
-			work = append(work, candidate{ev, c})
+			work = append(work, candidate{ev, c, vars})
 			if c.CohortID != uuid.Nil {
 				k := MemberKey{Generation: idx.cohorts[c.CohortID], UserID: ev.UserID}
 				if k.Generation != uuid.Nil && !seenMember[k] {
@@ -132,7 +137,7 @@ func (e *Engine) Process(ctx context.Context, events []engine.ActionEvent) (_ []
 		return nil, fmt.Errorf("engine: quest progress: %w", err)
 	}
 
-	q := &quests{progress: progress, loaded: maps.Clone(progress), changed: map[ProgressKey]bool{}}
+	q := &quests{progress: progress, before: map[ProgressKey]engine.QuestProgress{}}
 	decisions, asks, reqs := e.decide(idx, work, members, q)
 	var incentives []engine.Incentive
 	// Limits answer after the whole batch was decided; a quest completion
@@ -189,9 +194,17 @@ func (e *Engine) commit(ctx context.Context, tx BatchTx, committed *bool) error 
 // quests is the batch's quest progress, threaded through its events in order.
 type quests struct {
 	progress map[ProgressKey]engine.QuestProgress
-	// loaded is the progress before the batch.
-	loaded  map[ProgressKey]engine.QuestProgress
-	changed map[ProgressKey]bool
+	// before holds the progress the batch started from of each key it
+	// changed (zero: none): the keys it must write.
+	before map[ProgressKey]engine.QuestProgress
+}
+
+// loaded returns the progress k had before the batch.
+func (q *quests) loaded(k ProgressKey) engine.QuestProgress {
+	if p, ok := q.before[k]; ok {
+		return p
+	}
+	return q.progress[k]
 }
 
 func (q *quests) get(k ProgressKey) *engine.QuestProgress {
@@ -202,7 +215,10 @@ func (q *quests) get(k ProgressKey) *engine.QuestProgress {
 }
 
 func (q *quests) set(k ProgressKey, p engine.QuestProgress) {
-	q.progress[k], q.changed[k] = p, true
+	if _, ok := q.before[k]; !ok {
+		q.before[k] = q.progress[k]
+	}
+	q.progress[k] = p
 }
 
 // refuseCompletion undoes a quest's completion that was not paid (limits,
@@ -223,17 +239,12 @@ func (q *quests) refuseCompletion(d engine.Decision) bool {
 func (e *Engine) decide(idx *catalogIndex, work []candidate, members map[MemberKey]bool, q *quests) ([]RecordedDecision, []int, []LimitRequest) {
 	decisions := make([]RecordedDecision, len(work))
 	var (
-		asks   []int
-		reqs   []LimitRequest
-		varsOf *engine.ActionEvent
-		vars   map[string]any
+		asks []int
+		reqs []LimitRequest
 	)
 	for i, w := range work {
-		if w.event != varsOf { // candidates come grouped by event: build its CEL variables once
-			varsOf, vars = w.event, engine.EventVars(*w.event)
-		}
 		var req *LimitRequest
-		decisions[i], req = evaluate(idx, w, vars, members, q)
+		decisions[i], req = evaluate(idx, w, members, q)
 		if req != nil {
 			asks, reqs = append(asks, i), append(reqs, *req)
 		}
@@ -258,7 +269,7 @@ func (e *Engine) redecideAfter(idx *catalogIndex, work []candidate, members map[
 				continue
 			}
 			var req *LimitRequest
-			decisions[j], req = evaluate(idx, w, engine.EventVars(*w.event), members, q)
+			decisions[j], req = evaluate(idx, w, members, q)
 			if req != nil {
 				asks, reqs = append(asks, j), append(reqs, *req)
 			}
@@ -269,14 +280,14 @@ func (e *Engine) redecideAfter(idx *catalogIndex, work []candidate, members map[
 
 // evaluate decides one candidate, threading its quest progress, and returns
 // the limit request of a would-be reward.
-func evaluate(idx *catalogIndex, w candidate, vars map[string]any, members map[MemberKey]bool, q *quests) (RecordedDecision, *LimitRequest) {
+func evaluate(idx *catalogIndex, w candidate, members map[MemberKey]bool, q *quests) (RecordedDecision, *LimitRequest) {
 	ev, c := w.event, w.campaign
 	inCohort := true
 	if c.CohortID != uuid.Nil {
 		inCohort = members[MemberKey{Generation: idx.cohorts[c.CohortID], UserID: ev.UserID}]
 	}
 	pk := ProgressKey{CampaignID: c.ID, UserID: ev.UserID}
-	d, next := engine.EvaluateVars(*ev, vars, *c, inCohort, q.get(pk))
+	d, next := engine.EvaluateVars(*ev, w.vars, *c, inCohort, q.get(pk))
 	if next != nil {
 		q.set(pk, *next)
 	}

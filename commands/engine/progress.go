@@ -169,7 +169,7 @@ func (e *Engine) saveProgress(ctx context.Context, tx BatchTx, q *quests, qs *qu
 	)
 	var mark map[ProgressKey]uuid.UUID
 	for _, k := range qs.keys {
-		changed := q.changed[k]
+		_, changed := q.before[k]
 		p := StoredProgress{QuestProgress: q.progress[k], Version: qs.highest[k] + 1}
 		p.CampaignID, p.UserID = k.CampaignID, k.UserID
 		raw, inRedis := qs.redis[k]
@@ -192,7 +192,7 @@ func (e *Engine) saveProgress(ctx context.Context, tx BatchTx, q *quests, qs *qu
 		}
 		var base StoredProgress
 		if v := qs.versions[k]; v > 0 {
-			base = StoredProgress{QuestProgress: q.loaded[k], Version: v}
+			base = StoredProgress{QuestProgress: q.loaded(k), Version: v}
 			base.CampaignID, base.UserID = k.CampaignID, k.UserID
 		}
 		// No expiry: a campaign's end can move, and an expired entry would
